@@ -1,6 +1,417 @@
-/* reporter.c - the reporter actor's loop. */
+/* reporter.c - the reporter actor's loop: the provider-facing HTTP API.
+ *
+ *   POST /provider/jobs/{jobId}/events   Authorization: Bearer {callbackToken}
+ *   body {event: running|progress|complete|failed|log, attempt, progress,
+ *         step, message, level, output: {files, data}, error: {code, message,
+ *         detail}, computeMs}
+ *
+ * Answers: 200 {"ok":true} applied, 200 {"ignored":true} for a duplicate,
+ * stale or late report, 401 bad token, 404 unknown job, 400 malformed.
+ * Moves run in the turn's write transaction and are answered after it
+ * commits (group commit). Progress of a running job is written at most every
+ * PROGRESS_WRITE_MS per job; every report is still streamed to realtime
+ * clients through the notifier. */
 #include "jobring/actor.h"
+#include "jobring/buf.h"
+#include "jobring/config.h"
+#include "jobring/httpd.h"
+#include "jobring/lifecycle.h"
 #include "jobring/log.h"
+#include "jobring/presign.h"
+#include "jobring/strmap.h"
+#include "jobring/util.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROGRESS_WRITE_MS 250
+#define MAX_LOGS_PER_JOB 2000
+#define MAX_OUTPUT_BYTES (256 * 1024)
+
+struct answer {
+	struct httpd_req *req;
+	int ignored;
+};
+
+struct rep {
+	struct actor *a;
+	struct httpd *http;
+	MDB_txn *wtxn;
+	struct answer *pending;
+	size_t npending, cappending;
+	struct msg *msgs;
+	size_t nmsgs, capmsgs;
+	struct strmap last_progress;	/* job → (void *)(intptr_t)mono ms of last write */
+	uint64_t applied, ignored;
+};
+
+static const char ok_body[] = "{\"ok\":true}";
+static const char ignored_body[] = "{\"ignored\":true}";
+
+static void err(struct httpd_req *req, int status, const char *code, const char *message)
+{
+	httpd_error(req, status, code, message);
+}
+
+static void queue_msg(struct rep *r, const struct msg *m)
+{
+	if (r->nmsgs == r->capmsgs) {
+		r->capmsgs = r->capmsgs ? r->capmsgs * 2 : 64;
+		r->msgs = xrealloc(r->msgs, r->capmsgs * sizeof(*r->msgs));
+	}
+	r->msgs[r->nmsgs++] = *m;
+}
+
+static void queue_answer(struct rep *r, struct httpd_req *req, int ignored)
+{
+	if (r->npending == r->cappending) {
+		r->cappending = r->cappending ? r->cappending * 2 : 64;
+		r->pending = xrealloc(r->pending, r->cappending * sizeof(*r->pending));
+	}
+	r->pending[r->npending].req = req;
+	r->pending[r->npending].ignored = ignored;
+	r->npending++;
+}
+
+static void job_msg(struct msg *m, int kind, const struct job *j)
+{
+	memset(m, 0, sizeof(*m));
+	m->kind = (uint8_t)kind;
+	m->status = j->status;
+	m->attempt = j->attempt;
+	m->at = now_ms();
+	memcpy(m->job, j->id, sizeof(m->job));
+	memcpy(m->org, j->org, sizeof(m->org));
+	memcpy(m->provider, j->provider, sizeof(m->provider));
+}
+
+static int code_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 40)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return 0;
+	return 1;
+}
+
+/* output = {files: [{path, size, type}], data}; paths are bare file names. */
+static int output_ok(const cJSON *o)
+{
+	const cJSON *files, *f;
+
+	if (!o)
+		return 1;
+	if (!cJSON_IsObject(o))
+		return 0;
+	files = cJSON_GetObjectItemCaseSensitive(o, "files");
+	if (files && !cJSON_IsArray(files))
+		return 0;
+	if (cJSON_GetArraySize(files) > 100)
+		return 0;
+	cJSON_ArrayForEach(f, files) {
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
+		if (!cJSON_IsString(p) || !*p->valuestring || strlen(p->valuestring) > 200 ||
+		    strchr(p->valuestring, '/') || p->valuestring[0] == '.')
+			return 0;
+	}
+	return 1;
+}
+
+static int append_log(struct rep *r, MDB_txn *t, struct job *j, const cJSON *body)
+{
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
+	const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(body, "level");
+	const cJSON *step = cJSON_GetObjectItemCaseSensitive(body, "step");
+	const char *level = cJSON_IsString(lvl) && (!strcmp(lvl->valuestring, "info") ||
+		!strcmp(lvl->valuestring, "warn") || !strcmp(lvl->valuestring, "error") ||
+		!strcmp(lvl->valuestring, "debug")) ? lvl->valuestring : "info";
+	unsigned char key[48];
+	size_t kn = strlen(j->id);
+	struct buf b;
+	struct jw w;
+	int rc;
+
+	if (j->log_seq >= MAX_LOGS_PER_JOB)
+		return 0;
+	buf_init(&b);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kv_int(&w, "timestamp", now_ms());
+	jw_kv_str(&w, "level", level);
+	jw_kv_str(&w, "event", "detail");
+	jw_key(&w, "message");
+	if (cJSON_IsString(msg))
+		jw_strn(&w, msg->valuestring, MIN(strlen(msg->valuestring), 4096));
+	else
+		jw_str(&w, "");
+	if (cJSON_IsString(step))
+		jw_kv_str(&w, "step", step->valuestring);
+	jw_kv_uint(&w, "attempt", j->attempt);
+	jw_obj_end(&w);
+	memcpy(key, j->id, kn);
+	key[kn] = 0;
+	be32_put(key + kn + 1, j->log_seq);
+	rc = store_put(&r->a->store, t, DB_LOGS, key, kn + 5, b.data, b.len);
+	buf_free(&b);
+	if (rc < 0)
+		return rc;
+	j->log_seq++;
+	j->flags |= JOB_HAS_LOGS;
+	return job_put(&r->a->store, t, j);
+}
+
+static void report(struct rep *r, struct httpd_req *req, const char *job_id)
+{
+	cJSON *body = NULL;
+	const cJSON *ev, *att, *o;
+	char token[128], *output = NULL;
+	size_t tl;
+	const char *auth = httpd_header(req, "Authorization", &tl);
+	struct job j;
+	struct lc_move m;
+	MDB_txn *t = NULL;
+	uint32_t attempt;
+	int rc;
+
+	if (!req->body || !utf8_valid(req->body, req->body_len) ||
+	    !(body = cJSON_ParseWithLength(req->body, req->body_len)) || !cJSON_IsObject(body)) {
+		err(req, 400, "VALIDATION_ERROR", "the body must be a JSON object");
+		goto out;
+	}
+	ev = cJSON_GetObjectItemCaseSensitive(body, "event");
+	att = cJSON_GetObjectItemCaseSensitive(body, "attempt");
+	if (!cJSON_IsString(ev) || !cJSON_IsNumber(att) || att->valuedouble < 1 ||
+	    att->valuedouble > 1e9 || att->valuedouble != floor(att->valuedouble)) {
+		err(req, 400, "VALIDATION_ERROR", "event (string) and attempt (integer >= 1) are required");
+		goto out;
+	}
+	attempt = (uint32_t)att->valuedouble;
+	if (!auth || tl < 8 || strncasecmp(auth, "Bearer ", 7) || tl - 7 >= sizeof(token)) {
+		err(req, 401, "UNAUTHORIZED", "a Bearer callback token is required");
+		goto out;
+	}
+	memcpy(token, auth + 7, tl - 7);
+	token[tl - 7] = '\0';
+	if (presign_callback_verify(r->a->signing_key, strlen(r->a->signing_key), job_id, attempt,
+				    token) < 0) {
+		err(req, 401, "UNAUTHORIZED", "bad callback token for this job and attempt");
+		goto out;
+	}
+	memset(&m, 0, sizeof(m));
+	m.job_id = job_id;
+	m.attempt = attempt;
+	m.at = now_ms();
+	if (!strcmp(ev->valuestring, "running")) {
+		m.op = LC_RUNNING;
+	} else if (!strcmp(ev->valuestring, "progress")) {
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "progress");
+		const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "step");
+		double v = cJSON_IsNumber(p) ? p->valuedouble : 0;
+		m.op = LC_PROGRESS;
+		m.progress = (uint32_t)(v <= 0 ? 0 : v >= 1 ? 1000000 : v * 1e6);
+		m.step = cJSON_IsString(s) && strlen(s->valuestring) <= 128 ? s->valuestring : NULL;
+	} else if (!strcmp(ev->valuestring, "complete")) {
+		const cJSON *cm = cJSON_GetObjectItemCaseSensitive(body, "computeMs");
+		o = cJSON_GetObjectItemCaseSensitive(body, "output");
+		if (!output_ok(o)) {
+			err(req, 400, "VALIDATION_ERROR", "output.files[] need bare file names in path");
+			goto out;
+		}
+		output = o ? cJSON_PrintUnformatted(o) : NULL;
+		if (output && strlen(output) > MAX_OUTPUT_BYTES) {
+			err(req, 400, "VALIDATION_ERROR", "output is too large");
+			goto out;
+		}
+		m.op = LC_COMPLETE;
+		m.output = output;
+		m.compute_ms = cJSON_IsNumber(cm) && cm->valuedouble > 0 ? (int64_t)cm->valuedouble : 0;
+	} else if (!strcmp(ev->valuestring, "failed")) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(body, "error");
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+		const cJSON *det = cJSON_GetObjectItemCaseSensitive(e, "detail");
+		const cJSON *cm = cJSON_GetObjectItemCaseSensitive(body, "computeMs");
+		m.op = LC_FAILED;
+		m.error_code = cJSON_IsString(c) && code_ok(c->valuestring) ? c->valuestring
+									    : "PROVIDER_ERROR";
+		if (cJSON_IsString(msg) && strlen(msg->valuestring) > 1000)
+			msg->valuestring[1000] = '\0';
+		if (cJSON_IsString(det) && strlen(det->valuestring) > 4096)
+			det->valuestring[4096] = '\0';
+		m.error_message = cJSON_IsString(msg) ? msg->valuestring : NULL;
+		m.error_detail = cJSON_IsString(det) ? det->valuestring : NULL;
+		m.compute_ms = cJSON_IsNumber(cm) && cm->valuedouble > 0 ? (int64_t)cm->valuedouble : 0;
+	} else if (!strcmp(ev->valuestring, "log")) {
+		m.op = 0;
+	} else {
+		err(req, 400, "VALIDATION_ERROR", "event must be running, progress, complete, failed or log");
+		goto out;
+	}
+
+	if (!r->wtxn && (rc = store_begin(&r->a->store, 0, &r->wtxn)) < 0) {
+		err(req, rc == -ENOSPC ? 507 : 500, rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR",
+		    "cannot write now");
+		goto out;
+	}
+	if ((rc = store_err(mdb_txn_begin(r->a->store.env, r->wtxn, 0, &t))) < 0) {
+		err(req, 500, "INTERNAL_ERROR", "cannot write now");
+		goto out;
+	}
+	if ((rc = job_get(&r->a->store, t, job_id, &j)) < 0) {
+		store_abort(t);
+		if (rc == -ENOENT)
+			err(req, 404, "NOT_FOUND", "no such job");
+		else
+			err(req, 500, "INTERNAL_ERROR", "cannot read the job");
+		goto out;
+	}
+	/* The provider may report before the dispatcher has recorded its 2xx:
+	 * the token proves we sent this attempt, so record the dispatch here
+	 * (the dispatcher fills in the provider when its answer comes). */
+	if (j.status == JOB_WAITING && attempt == j.attempt + 1) {
+		struct lc_move dm = { .op = LC_DISPATCHED, .job_id = job_id, .attempt = attempt,
+				      .at = m.at, .provider = "", .run_id = "" };
+		if (lc_apply(&r->a->store, t, &dm, &j) == 0) {
+			struct msg am;
+			job_msg(&am, MSG_TIMER_ARM, &j);
+			am.timer_kind = TIMER_EXEC;
+			am.due = j.dispatched_at + j.timeout_ms;
+			queue_msg(r, &am);
+		}
+	}
+	if (m.op == 0) {	/* log line */
+		if (j.attempt != attempt || (JOB_BIT(j.status) & JOB_TERMINAL_MASK)) {
+			store_abort(t);
+			queue_answer(r, req, 1);
+			goto out;
+		}
+		rc = append_log(r, t, &j, body);
+	} else {
+		if (m.op == LC_PROGRESS && j.status == JOB_RUNNING && j.attempt == attempt) {
+			intptr_t last = (intptr_t)strmap_get(&r->last_progress, job_id);
+			int64_t now = mono_ns() / 1000000;
+			struct msg pm;
+			job_msg(&pm, MSG_PROGRESS, &j);
+			pm.seq = m.progress;
+			queue_msg(r, &pm);
+			if (last && now - last < PROGRESS_WRITE_MS) {
+				/* streamed, not written: answered at once */
+				store_abort(t);
+				httpd_respond(req, 200, "application/json", NULL, ok_body, strlen(ok_body));
+				r->applied++;
+				goto out;
+			}
+			strmap_put(&r->last_progress, job_id, (void *)(intptr_t)now);
+		}
+		if (m.op == LC_COMPLETE) {
+			const struct jobtype_cfg *type = config_type(r->a->cfg, j.type);
+			m.price = type ? config_price(type, m.compute_ms, j.hold) : j.hold;
+		}
+		rc = lc_apply(&r->a->store, t, &m, &j);
+	}
+	if (rc == -ESTALE) {
+		store_abort(t);
+		queue_answer(r, req, 1);	/* after the commit: it may depend on this batch */
+		r->ignored++;
+		goto out;
+	}
+	if (rc < 0) {
+		store_abort(t);
+		err(req, rc == -ENOSPC ? 507 : 500, rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR",
+		    "cannot write now");
+		goto out;
+	}
+	if ((rc = store_commit(t)) < 0) {
+		err(req, 500, "INTERNAL_ERROR", "cannot write now");
+		goto out;
+	}
+	if (JOB_BIT(j.status) & JOB_TERMINAL_MASK) {
+		struct msg dm;
+		job_msg(&dm, MSG_JOB_DONE, &j);
+		queue_msg(r, &dm);
+		strmap_del(&r->last_progress, job_id);
+	}
+	r->applied++;
+	queue_answer(r, req, 0);
+out:
+	free(output);
+	cJSON_Delete(body);
+}
+
+static void on_request(struct httpd *h, struct httpd_req *req, void *arg)
+{
+	struct rep *r = arg;
+	char id[40];
+	const char *p = req->path;
+	size_t n = req->path_len;
+	(void)h;
+
+	if (n == 7 && !memcmp(p, "/health", 7)) {
+		httpd_respond(req, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
+		return;
+	}
+	/* /provider/jobs/{id}/events */
+	if (n > 22 && !memcmp(p, "/provider/jobs/", 15) && !memcmp(p + n - 7, "/events", 7)) {
+		size_t idn = n - 22;
+		if (idn == 0 || idn >= sizeof(id) || memchr(p + 15, '/', idn)) {
+			err(req, 404, "NOT_FOUND", "no such job");
+			return;
+		}
+		if (req->method_len != 4 || memcmp(req->method, "POST", 4)) {
+			err(req, 405, "METHOD_NOT_ALLOWED", "Use POST");
+			return;
+		}
+		memcpy(id, p + 15, idn);
+		id[idn] = '\0';
+		report(r, req, id);
+		return;
+	}
+	err(req, 404, "NOT_FOUND", "Route not found");
+}
+
+/* Commit the turn's reports, answer them, then release the messages. */
+static void commit(struct rep *r)
+{
+	uint64_t seq = 0;
+	int rc = 0;
+
+	if (r->wtxn) {
+		store_peek_seq(&r->a->store, r->wtxn, "event", &seq);
+		rc = store_commit(r->wtxn);
+		r->wtxn = NULL;
+		if (rc < 0)
+			log_error("commit failed: %s", strerror(-rc));
+	}
+	for (size_t i = 0; i < r->npending; i++) {
+		struct answer *a = &r->pending[i];
+		if (rc < 0)
+			err(a->req, rc == -ENOSPC ? 507 : 500,
+			    rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR", "the commit failed");
+		else if (a->ignored)
+			httpd_respond(a->req, 200, "application/json", NULL, ignored_body,
+				      strlen(ignored_body));
+		else
+			httpd_respond(a->req, 200, "application/json", NULL, ok_body, strlen(ok_body));
+	}
+	r->npending = 0;
+	if (rc == 0) {
+		for (size_t i = 0; i < r->nmsgs; i++)
+			actor_send(r->a, r->msgs[i].kind == MSG_JOB_DONE ? ACTOR_DISPATCHER
+					 : r->msgs[i].kind == MSG_TIMER_ARM ? ACTOR_TIMER
+									    : ACTOR_NOTIFIER, &r->msgs[i]);
+		if (seq) {
+			struct msg ev = { .kind = MSG_EVENTS, .seq = seq, .at = now_ms() };
+			actor_send(r->a, ACTOR_NOTIFIER, &ev);
+		}
+	}
+	r->nmsgs = 0;
+}
 
 static void on_msg(struct actor *a, enum actor_id from, const struct msg *m)
 {
@@ -11,11 +422,48 @@ static void on_msg(struct actor *a, enum actor_id from, const struct msg *m)
 
 int reporter_main(struct actor *a)
 {
-	log_info("started");
-	while (!actor_stopping) {
-		actor_recv(a, on_msg, 4096);
-		actor_wait(a, -1);
+	struct rep r;
+	struct httpd_config hc = {
+		.listen_fd = a->listen_fd,
+		.max_conns = (unsigned)a->cfg->http.max_connections,
+		.header_timeout_ms = a->cfg->http.header_timeout_ms,
+		.idle_timeout_ms = a->cfg->http.idle_timeout_ms,
+		.max_request_line = 8192,
+		.max_header_bytes = (size_t)a->cfg->http.max_header_bytes,
+		.max_body = 1 << 20,
+		.server_name = "jobring",
+		.handler = on_request,
+		.arg = &r,
+	};
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.a = a;
+	strmap_init(&r.last_progress);
+	if ((rc = httpd_init(&r.http, &a->loop, &hc)) < 0) {
+		log_error("cannot serve HTTP: %s", strerror(-rc));
+		return 1;
 	}
-	log_info("drained");
+	log_info("serving the provider API");
+	while (!actor_stopping) {
+		int64_t d = httpd_next_deadline(r.http), now = mono_ns();
+		actor_recv(a, on_msg, 1024);
+		actor_wait(a, d == INT64_MAX ? 1000 : d <= now ? 0 : MIN((d - now) / 1000000 + 1, 1000));
+		commit(&r);
+		httpd_tick(r.http, mono_ns());
+	}
+	httpd_stop_accepting(r.http);
+	for (int64_t end = mono_ns() + 2000000000LL; httpd_pending(r.http) && mono_ns() < end;) {
+		actor_wait(a, 10);
+		commit(&r);
+	}
+	commit(&r);
+	actor_flush(a);
+	httpd_free(r.http);
+	strmap_free(&r.last_progress);
+	free(r.pending);
+	free(r.msgs);
+	log_info("drained: %llu reports applied, %llu ignored", (unsigned long long)r.applied,
+		 (unsigned long long)r.ignored);
 	return 0;
 }

@@ -106,44 +106,31 @@ const char *http_error_reason(int err)
 	return http_reason(http_error_status(err));
 }
 
+static const struct {
+	int status;
+	const char *reason;
+} http_reasons[] = {
+	{ 100, "Continue" }, { 101, "Switching Protocols" }, { 200, "OK" },
+	{ 201, "Created" }, { 202, "Accepted" }, { 204, "No Content" },
+	{ 206, "Partial Content" }, { 301, "Moved Permanently" }, { 304, "Not Modified" },
+	{ 400, "Bad Request" }, { 401, "Unauthorized" }, { 402, "Payment Required" },
+	{ 403, "Forbidden" }, { 404, "Not Found" }, { 405, "Method Not Allowed" },
+	{ 408, "Request Timeout" }, { 409, "Conflict" }, { 410, "Gone" },
+	{ 411, "Length Required" }, { 413, "Content Too Large" }, { 414, "URI Too Long" },
+	{ 415, "Unsupported Media Type" }, { 416, "Range Not Satisfiable" },
+	{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
+	{ 431, "Request Header Fields Too Large" }, { 500, "Internal Server Error" },
+	{ 501, "Not Implemented" }, { 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+	{ 504, "Gateway Timeout" }, { 505, "HTTP Version Not Supported" },
+	{ 507, "Insufficient Storage" },
+};
+
 const char *http_reason(int status)
 {
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 416: return "Range Not Satisfiable";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	case 507: return "Insufficient Storage";
-	default: return "Unknown";
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(http_reasons); i++)
+		if (http_reasons[i].status == status)
+			return http_reasons[i].reason;
+	return "Unknown";
 }
 
 /* ------------------------------------------------------------- head parser */
@@ -597,25 +584,31 @@ int http_query_next(struct http_query_iter *it, struct http_query_param *ret)
 	return 0;
 }
 
-/* Decode one byte of a query component at s[*i]: the byte, or -EINVAL. */
-static int query_byte(const char *s, size_t n, size_t *i)
+/* Decode the byte at s[*i] ("%XX" or itself) and advance: the byte, or -EINVAL. */
+static int pct_byte(const char *s, size_t n, size_t *i)
 {
-	unsigned char c = (unsigned char)s[*i];
 	int hi, lo;
 
-	if (c == '+') {
-		(*i)++;
-		return ' ';
-	}
-	if (c != '%') {
-		(*i)++;
-		return c;
-	}
+	if (s[*i] != '%')
+		return (unsigned char)s[(*i)++];
 	if (n - *i < 3 || (hi = hexval((unsigned char)s[*i + 1])) < 0 ||
-	    (lo = hexval((unsigned char)s[*i + 2])) < 0 || (hi | lo) == 0)
+	    (lo = hexval((unsigned char)s[*i + 2])) < 0)
 		return -EINVAL;
 	*i += 3;
 	return hi << 4 | lo;
+}
+
+/* A query byte: '+' is a space and %00 is refused (outputs are C strings). */
+static int query_byte(const char *s, size_t n, size_t *i)
+{
+	int c;
+
+	if (s[*i] == '+') {
+		(*i)++;
+		return ' ';
+	}
+	c = pct_byte(s, n, i);
+	return c == 0 ? -EINVAL : c;
 }
 
 ssize_t http_query_decode(const char *s, size_t n, char *out, size_t outsz)
@@ -687,23 +680,10 @@ ssize_t http_path_decode(const char *path, size_t len, char *out, size_t outsz)
 	if (len == 0 || path[0] != '/')
 		return -EINVAL;
 	while (i < len) {
-		unsigned char c = (unsigned char)path[i];
-		bool raw = c != '%';
+		bool escaped = path[i] == '%';
+		int c = pct_byte(path, len, &i);
 
-		if (!raw) {
-			int hi, lo;
-
-			if (len - i < 3 || (hi = hexval((unsigned char)path[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)path[i + 2])) < 0)
-				return -EINVAL;
-			c = (unsigned char)(hi << 4 | lo);
-			if (c == '/')
-				return -EINVAL;
-			i += 3;
-		} else {
-			i++;
-		}
-		if (c < 0x20 || c == 0x7f)
+		if (c < 0x20 || c == 0x7f || (escaped && c == '/'))
 			return -EINVAL;
 		if (c == '/') {
 			if (dot_segment(out + seg, o - seg))
@@ -738,6 +718,14 @@ enum {
 	CH_END_LF,	/* LF of the final empty line */
 	CH_DONE,
 };
+
+/* A fixed framing byte: move to state next if c is want, else fail. */
+static int chunk_expect(struct http_chunked *d, unsigned char c, unsigned char want,
+			uint32_t next)
+{
+	d->_state = next;
+	return c == want ? 0 : HTTP_E_CHUNK;
+}
 
 /* One metadata byte c in the current state: 0 or an HTTP_E_* error. */
 static int chunk_meta(struct http_chunked *d, unsigned char c, uint64_t max_body)
@@ -787,31 +775,22 @@ static int chunk_meta(struct http_chunked *d, unsigned char c, uint64_t max_body
 		}
 		return 0;
 	case CH_SIZE_LF:
-		if (c != '\n')
-			return HTTP_E_CHUNK;
 		d->_count = 0;
-		d->_state = d->_left ? CH_DATA : CH_TRAILER0;
-		return 0;
+		return chunk_expect(d, c, '\n', d->_left ? CH_DATA : CH_TRAILER0);
 	case CH_DATA_CR:
-		d->_state = CH_DATA_LF;
-		return c == '\r' ? 0 : HTTP_E_CHUNK;
+		return chunk_expect(d, c, '\r', CH_DATA_LF);
 	case CH_DATA_LF:
-		d->_state = CH_SIZE0;
-		return c == '\n' ? 0 : HTTP_E_CHUNK;
+		return chunk_expect(d, c, '\n', CH_SIZE0);
 	case CH_TRAILER0:
-		if (c == '\r') {
-			d->_state = CH_END_LF;
-			return 0;
-		}
-		/* a name must start the line: no obs-fold, no empty name */
-		if (!is_tchar(c))
-			return HTTP_E_CHUNK;
-		d->_state = CH_TRAILER_NAME;
-		return 0;
 	case CH_TRAILER_NAME:
-		if (c == ':')
+		/* a name must start the line: no obs-fold, no empty name */
+		if (c == '\r' && d->_state == CH_TRAILER0)
+			d->_state = CH_END_LF;
+		else if (c == ':' && d->_state == CH_TRAILER_NAME)
 			d->_state = CH_TRAILER_VALUE;
-		else if (!is_tchar(c))
+		else if (is_tchar(c))
+			d->_state = CH_TRAILER_NAME;
+		else
 			return HTTP_E_CHUNK;
 		return 0;
 	case CH_TRAILER_VALUE:
@@ -821,11 +800,9 @@ static int chunk_meta(struct http_chunked *d, unsigned char c, uint64_t max_body
 			return HTTP_E_CHUNK;
 		return 0;
 	case CH_TRAILER_LF:
-		d->_state = CH_TRAILER0;
-		return c == '\n' ? 0 : HTTP_E_CHUNK;
+		return chunk_expect(d, c, '\n', CH_TRAILER0);
 	case CH_END_LF:
-		d->_state = CH_DONE;
-		return c == '\n' ? 0 : HTTP_E_CHUNK;
+		return chunk_expect(d, c, '\n', CH_DONE);
 	default:
 		return HTTP_E_CHUNK;	/* corrupt state: never trust it */
 	}

@@ -1089,25 +1089,26 @@ static int v_array(struct vctx *c, const char *k, const cJSON *kw, const cJSON *
 
 static int v_combine(struct vctx *c, const char *k, const cJSON *kw, const cJSON *x)
 {
+	bool all = !strcmp(k, "allOf"), any = !strcmp(k, "anyOf");
 	const cJSON *sub;
 	int n = 0, ok = 0;
 
 	if (!cJSON_IsArray(kw))
 		return 0;
 	cJSON_ArrayForEach(sub, kw) {
-		if (k[1] == 'l') { /* allOf: each branch reports its own errors */
+		if (all) { /* each branch reports its own errors */
 			n += v_node(c, sub, x);
 			if (stop(c, n))
 				return n;
-		} else if (v_quiet(c, sub, x) && (++ok > 1 || k[0] == 'a')) {
+		} else if (v_quiet(c, sub, x) && (++ok > 1 || any)) {
 			break;
 		}
 		if (c->bad)
 			return 1;
 	}
-	if (k[1] == 'l' || ok == 1)
+	if (all || ok == 1)
 		return n;
-	if (k[0] == 'a')
+	if (any)
 		return fail(c, "must match at least one of the allowed schemas");
 	return fail(c, ok ? "must match only one of the allowed schemas, but matches several"
 			  : "must match one of the allowed schemas");
@@ -1129,6 +1130,8 @@ static int v_keyword(struct vctx *c, const cJSON *s, const cJSON *kw, const cJSO
 		cJSON_ArrayForEach(e, kw)
 			if (json_equal(e, x, 0))
 				return 0;
+		if (c->quiet)
+			return 1;
 		append(msg, sizeof(msg), &off, "must be one of: ");
 		cJSON_ArrayForEach(e, kw) {
 			append(msg, sizeof(msg), &off, e == kw->child ? "" : ", ");
@@ -1139,6 +1142,8 @@ static int v_keyword(struct vctx *c, const cJSON *s, const cJSON *kw, const cJSO
 	if (!strcmp(k, "const")) {
 		if (json_equal(kw, x, 0))
 			return 0;
+		if (c->quiet)
+			return 1;
 		append(msg, sizeof(msg), &off, "must be equal to ");
 		append_value(msg, sizeof(msg), &off, kw, true);
 		return fail(c, "%s", msg);

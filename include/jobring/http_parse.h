@@ -129,9 +129,14 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req,
  * Cheap slowloris guard (picohttpparser's last_len idea): true if buf[0,len)
  * is worth a full http_parse_request() call, given that the previous attempt
  * saw last_len bytes and got HTTP_INCOMPLETE (pass 0 on the first attempt).
- * Looks only at the new bytes (plus 3 before them) for the end of the head,
- * and says yes as soon as len could break a limit. Never says no to a
- * complete or a limit-breaking buffer; may say yes to an incomplete one.
+ * It looks only at the new bytes (plus 3 before them) for the CRLFCRLF that
+ * ends every head, so re-parsing a slowly sent head costs O(len), not
+ * O(len^2). It also says yes once when len first reaches max_request_line + 3
+ * and once at max_request_line + max_header_bytes + 5, where the parser can
+ * surely decide each limit. So it never says no to a complete head. A
+ * limit or syntax error may be noticed later than a full parse would notice it,
+ * but only up to those bounded lengths, which the caller's buffer must allow
+ * for anyway. May say yes to an incomplete buffer.
  */
 bool http_head_ready(const char *buf, size_t len, size_t last_len,
 		     const struct http_limits *lim);

@@ -11,6 +11,8 @@
  *   MSG_TIMER_ARM      any → timer                 arm a deadline (timer_kind, job, attempt, due)
  *   MSG_EVENTS         any → notifier              events up to `seq` are committed
  *   MSG_WEBHOOK_DUE    timer → notifier            a delivery's retry time came (job = delivery id)
+ *   MSG_PROGRESS       reporter → notifier         a progress report not written to LMDB
+ *                                                  (coalesced), streamed to realtime clients
  */
 #ifndef JOBRING_MSG_H
 #define JOBRING_MSG_H
@@ -26,6 +28,7 @@ enum msg_kind {
 	MSG_TIMER_ARM,
 	MSG_EVENTS,
 	MSG_WEBHOOK_DUE,
+	MSG_PROGRESS,
 };
 
 struct msg {
@@ -33,7 +36,7 @@ struct msg {
 	uint8_t status;
 	uint8_t timer_kind;
 	int8_t priority;
-	uint32_t attempt;
+	uint32_t attempt;	/* MSG_PROGRESS: progress in ppm goes in `seq` */
 	int64_t at;		/* when it happened (Unix ms) */
 	int64_t due;		/* MSG_TIMER_ARM: due time (Unix ms) */
 	uint64_t seq;		/* MSG_EVENTS: last committed event seq */

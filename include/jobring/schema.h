@@ -65,9 +65,10 @@ int schema_check(const cJSON *schema, char *err, size_t errsz);
  *  SCHEMA_MAX_ERRORS; errs->truncated says whether some were dropped).
  *  errs is (re)initialised here and must be released with schema_errors_free()
  *  whatever the result. errs may be NULL: validation then stops at the first
- *  error and returns 1. Returns -EINVAL when the schema turns out unusable
- *  (e.g. a pattern that does not compile); errs then holds one error with an
- *  empty path that says why. */
+ *  error and returns 1. Returns -EINVAL when schema or instance is NULL, or
+ *  when the schema turns out unusable (a pattern that does not compile; errs
+ *  then holds one error with an empty path that says why). Error order:
+ *  schema keyword order, then instance member order. */
 int schema_validate(const cJSON *schema, const cJSON *instance, struct schema_errors *errs);
 
 /** Free the paths held by errs and reset it to no errors; NULL is a no-op. */

@@ -87,8 +87,9 @@ int wheel_armed(const struct wheel_entry *e);
  *  start of the slot holding it (a higher-level slot is coarse, so callers
  *  may wake early and find nothing; each such wake-up cascades entries one
  *  level down, so there are at most WHEEL_LEVELS of them). A value <= the
- *  current time means "advance now". UINT64_MAX when empty (or when the
- *  only entries are due at UINT64_MAX). O(1). */
+ *  current time means "advance now". UINT64_MAX when empty (and, once
+ *  it is the only one left near the end of time, for an entry due at
+ *  UINT64_MAX). O(1). */
 uint64_t wheel_next(const struct wheel *w);
 
 /** Move time forward to now (a now smaller than the current time is

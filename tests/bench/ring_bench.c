@@ -1,14 +1,17 @@
 /* ring_bench - SPSC ring between two processes (fork, MAP_SHARED):
  *
+ *   baseline    round trip of one cache line between the two processes (what
+ *               any cross-core handoff costs on this machine)
  *   throughput  messages/s for several producer batch sizes; the consumer pops
- *               up to 64 at a time and sleeps on the doorbell when the ring is
- *               empty (the real actor loop), so eventfd writes are counted too
+ *               up to 64 at a time and either sleeps on the doorbell when the
+ *               ring is empty (the real actor loop; eventfd writes counted) or
+ *               keeps polling
  *   latency     one-way time from the producer's timestamp in a message to its
  *               receipt by the consumer: (a) consumer asleep on the eventfd,
  *               producer pushes at a random moment; (b) consumer awake,
  *               polling the ring. p50/p90/p99/p99.9/max over the samples.
  *
- * Usage: ring_bench [MESSAGES [SAMPLES]]   (defaults 20,000,000 and 10,000)
+ * Usage: ring_bench [MESSAGES [SAMPLES]]   (defaults 10,000,000 and 10,000)
  * Build it optimised (a release build), not under a sanitizer. */
 #include "jobring/doorbell.h"
 #include "jobring/ring.h"
@@ -38,6 +41,8 @@ _Static_assert(sizeof(struct msg) == RING_SLOT_SIZE, "one message per slot");
 
 struct shared {
 	struct doorbell bell;
+	_Alignas(RING_CACHELINE) _Atomic uint64_t ping;
+	_Alignas(RING_CACHELINE) _Atomic uint64_t pong;
 };
 
 static struct ring *ring;
@@ -150,7 +155,36 @@ static void produce_batches(uint64_t n, unsigned batch)
 	}
 }
 
-static void bench_throughput(uint64_t n, unsigned batch)
+static void pong(uint64_t n, unsigned unused)
+{
+	(void)unused;
+	for (uint64_t i = 1; i <= n; i++) {
+		while (atomic_load_explicit(&sh->ping, memory_order_acquire) != i)
+			cpu_relax();
+		atomic_store_explicit(&sh->pong, i, memory_order_release);
+	}
+}
+
+static void bench_baseline(uint64_t n)
+{
+	int64_t t0;
+	pid_t pid;
+
+	atomic_store(&sh->ping, 0);
+	atomic_store(&sh->pong, 0);
+	pid = spawn(pong, n, 0);
+	t0 = mono_ns();
+	for (uint64_t i = 1; i <= n; i++) {
+		atomic_store_explicit(&sh->ping, i, memory_order_release);
+		while (atomic_load_explicit(&sh->pong, memory_order_acquire) != i)
+			cpu_relax();
+	}
+	printf("baseline: cache-line round trip between the processes %.2f us (%" PRIu64 " round trips)\n",
+	       (double)(mono_ns() - t0) / 1e3 / (double)n, n);
+	reap(pid);
+}
+
+static void bench_throughput(uint64_t n, unsigned batch, int sleep)
 {
 	static struct msg out[POP_MAX];
 	uint64_t next = 0, sleeps = 0;
@@ -164,7 +198,10 @@ static void bench_throughput(uint64_t n, unsigned batch)
 		unsigned k = ring_pop(ring, out, POP_MAX);
 
 		if (k == 0) {
-			sleeps += (uint64_t)consumer_wait();
+			if (sleep)
+				sleeps += (uint64_t)consumer_wait();
+			else
+				cpu_relax();
 			continue;
 		}
 		for (unsigned i = 0; i < k; i++) {
@@ -179,9 +216,9 @@ static void bench_throughput(uint64_t n, unsigned batch)
 	{
 		double s = (double)(mono_ns() - t0) / 1e9;
 
-		printf("throughput  batch %2u: %7.2f M msgs/s  (%.2f GB/s of slots, %" PRIu64
+		printf("throughput batch %2u, consumer %-8s: %6.2f M msgs/s  (%.2f GB/s of slots, %" PRIu64
 		       " msgs in %.2f s, %" PRIu64 " consumer sleeps, %" PRIu64 " eventfd writes)\n",
-		       batch, (double)n / s / 1e6, (double)n * RING_SLOT_SIZE / s / 1e9, n, s, sleeps,
+		       batch, sleep ? "sleeps" : "polls", (double)n / s / 1e6, (double)n * RING_SLOT_SIZE / s / 1e9, n, s, sleeps,
 		       bell_rings(&sh->bell));
 	}
 }
@@ -249,7 +286,7 @@ static void bench_latency(uint64_t n, int asleep)
 
 int main(int argc, char **argv)
 {
-	int64_t n = 20000000, samples = 10000;
+	int64_t n = 10000000, samples = 10000;
 	static const unsigned batches[] = { 1, 8, 32, 64 };
 
 	if ((argc > 1 && parse_i64(argv[1], 1, INT64_C(1) << 40, &n) < 0) ||
@@ -263,8 +300,11 @@ int main(int argc, char **argv)
 		die("init");
 	printf("ring_bench: %u slots of %d bytes, 2 processes, %ld CPUs online\n", SLOTS,
 	       RING_SLOT_SIZE, sysconf(_SC_NPROCESSORS_ONLN));
+	bench_baseline(100000);
 	for (size_t i = 0; i < sizeof(batches) / sizeof(batches[0]); i++)
-		bench_throughput((uint64_t)n, batches[i]);
+		bench_throughput((uint64_t)n, batches[i], 1);
+	bench_throughput((uint64_t)n, 32, 0);
+	bench_throughput((uint64_t)n, 64, 0);
 	bench_latency((uint64_t)samples, 1);
 	bench_latency((uint64_t)samples, 0);
 	bell_close(&sh->bell);

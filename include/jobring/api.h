@@ -1,0 +1,79 @@
+/* api.h - the client API of DESIGN.md §4 (Rendobar-compatible), served by
+ * the intake actor over httpd.
+ *
+ * Reads answer at once from a short read transaction. Writes run inside the
+ * turn's write transaction (a nested transaction per request, so one bad
+ * request cannot spoil the batch) and their answers wait in `pending` until
+ * api_commit() has committed the batch durably: that is group commit, and
+ * why a 2xx always means fsynced. Messages for other actors (a job to
+ * dispatch, events to publish) are released only after the commit too.
+ *
+ * Ownership: struct api borrows cfg and store; it owns its pending answers,
+ * messages and rate-limit buckets (api_free). */
+#ifndef JOBRING_API_H
+#define JOBRING_API_H
+
+#include "jobring/buf.h"
+#include "jobring/config.h"
+#include "jobring/httpd.h"
+#include "jobring/job.h"
+#include "jobring/msg.h"
+#include "jobring/region.h"
+#include "jobring/store.h"
+
+struct api_answer {
+	struct httpd_req *req;
+	int status;
+	char extra[96];
+	struct buf body;
+};
+
+struct api_out_msg {
+	enum actor_id to;
+	struct msg m;
+};
+
+struct ratebucket;
+
+struct api {
+	const struct config *cfg;
+	struct store *store;
+	const char *signing_key;
+	const char *admin_token;
+	MDB_txn *wtxn;			/* this turn's write txn, or NULL */
+	struct api_answer *pending;	/* answers waiting for the commit */
+	size_t npending, cappending;
+	struct api_out_msg *msgs;	/* messages waiting for the commit */
+	size_t nmsgs, capmsgs;
+	struct ratebucket *buckets;	/* per-org token buckets */
+	size_t nbuckets, nbuckets_cap;
+	uint64_t commits, committed_ops;
+	struct buf scratch;
+};
+
+void api_init(struct api *api, const struct config *cfg, struct store *store,
+	      const char *signing_key, const char *admin_token);
+void api_free(struct api *api);
+
+/** Route and handle one request (answers now, or queues the answer). */
+void api_handle(struct api *api, struct httpd_req *req);
+
+/** Commit this turn's writes; then send the queued answers (or 507/500 to
+ *  all of them if the commit failed) and hand each queued message to `send`.
+ *  No-op when nothing was written. Returns 0 or the commit's -errno. */
+int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const struct msg *m),
+	       void *ctx);
+
+/* ---- shared by the API modules and the notifier ------------------------- */
+
+/** Write the public job object (DESIGN.md §4) of j. Output file URLs are
+ *  signed afresh with expiry now + 1 h. */
+void api_job_json(struct jw *w, const struct api *api, const struct job *j, int64_t now);
+
+/** Answer with {"data": <body>} (body is a complete JSON value). */
+void api_ok(struct httpd_req *req, int status, const struct buf *data);
+/** {"error":{"code","message"[,"details"]}}; details is raw JSON or NULL. */
+void api_err(struct httpd_req *req, int status, const char *code, const char *message,
+	     const char *details_json);
+
+#endif

@@ -1,0 +1,63 @@
+/* api_int.h - private glue between the API files (api.c, api_jobs.c,
+ * api_admin.c). Not a module surface: only those three include it. */
+#ifndef JOBRING_API_INT_H
+#define JOBRING_API_INT_H
+
+#include "jobring/account.h"
+#include "jobring/api.h"
+
+#include <cjson/cJSON.h>
+
+#define API_MAX_JSON_DEPTH 32
+
+struct auth {
+	struct key_rec key;
+	struct org_rec org;
+	const struct plan_cfg *plan;
+	int test;
+};
+
+/* Path split into segments ("/jobs/abc/cancel" → jobs, abc, cancel). */
+#define API_MAX_SEGS 8
+struct route {
+	int nseg;
+	const char *seg[API_MAX_SEGS];
+	size_t len[API_MAX_SEGS];
+	int is_get, is_post, is_put, is_patch, is_delete, is_head;
+};
+
+int seg_is(const struct route *r, int i, const char *s);
+/* Copy segment i into out (NUL-terminated); -1 if too long or has odd bytes. */
+int seg_copy(const struct route *r, int i, char *out, size_t outsz);
+
+/* Authenticate a Bearer API key (401 answered on failure → returns -1). */
+int api_auth(struct api *api, struct httpd_req *req, MDB_txn *t, struct auth *a);
+/* Per-org token bucket (429 answered on failure → returns -1). */
+int api_rate(struct api *api, struct httpd_req *req, const struct auth *a);
+/* Admin bearer token, compared in constant time (401 answered → -1). */
+int api_admin_auth(struct api *api, struct httpd_req *req);
+
+/* Parse a JSON object body (400 answered on failure → NULL). */
+cJSON *api_body_json(struct httpd_req *req);
+
+/* Begin a nested txn for one request inside the turn's write txn. */
+int api_wbegin(struct api *api, MDB_txn **child);
+/* Commit the child and queue the answer for after the batch commit. */
+void api_wdone(struct api *api, MDB_txn *child, struct httpd_req *req, int status,
+	       const struct buf *data_json, const char *extra_headers);
+/* Abort the child and answer now (nothing was written). */
+void api_wfail(struct api *api, MDB_txn *child, struct httpd_req *req, int status,
+	       const char *code, const char *message);
+/* Queue a message to be sent after the commit. */
+void api_post(struct api *api, enum actor_id to, const struct msg *m);
+/* Store errors inside a request: 507 STORAGE_FULL or 500. */
+void api_store_error(struct api *api, MDB_txn *child, struct httpd_req *req, int err);
+
+void api_jobs_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_admin_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_account_route(struct api *api, struct httpd_req *req, struct route *r);
+
+/* A job message for the dispatcher. */
+void api_msg_job(struct msg *m, int kind, const struct job *j);
+
+#endif

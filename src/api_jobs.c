@@ -1,0 +1,831 @@
+/* api_jobs.c - /jobs: submit (the gate), get, list, cancel, retry, logs,
+ * and the public type catalogue. */
+#include "api_int.h"
+#include "jobring/lifecycle.h"
+#include "jobring/schema.h"
+#include "jobring/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_INPUTS 32
+#define MAX_INLINE_CONTENT 65536
+#define MAX_IDEM_KEY 255
+
+/* ---- types ------------------------------------------------------------------ */
+
+static const char *accepts_media(const char *type)
+{
+	if (!strcmp(type, "ffmpeg") || !strcmp(type, "ffprobe"))
+		return "[\"video\",\"image\",\"audio\"]";
+	return "[]";
+}
+
+static void types_list(struct api *api, struct httpd_req *req)
+{
+	struct buf b;
+	struct jw w;
+
+	buf_init(&b);
+	jw_init(&w, &b);
+	jw_arr_begin(&w);
+	for (int i = 0; i < api->cfg->ntypes; i++) {
+		const struct jobtype_cfg *t = &api->cfg->types[i];
+		if (t->hidden)
+			continue;
+		jw_obj_begin(&w);
+		jw_kv_str(&w, "type", t->name);
+		jw_kv_str(&w, "tag", t->tag);
+		jw_kv_str(&w, "summary", t->summary);
+		jw_key(&w, "acceptsMedia");
+		jw_raw(&w, accepts_media(t->name), strlen(accepts_media(t->name)));
+		jw_kv_int(&w, "maxExecutionSeconds", t->max_execution_seconds);
+		jw_key(&w, "price");
+		jw_obj_begin(&w);
+		jw_kv_int(&w, "base", t->price.base);
+		jw_kv_int(&w, "perSecond", t->price.per_second);
+		jw_key(&w, "estimate");
+		jw_money(&w, config_estimate(t));
+		jw_obj_end(&w);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	api_ok(req, 200, &b);
+	buf_free(&b);
+}
+
+static void type_schema(struct api *api, struct httpd_req *req, struct route *r)
+{
+	char name[CONFIG_NAME_MAX];
+	const struct jobtype_cfg *t;
+	struct buf b;
+	struct jw w;
+	char *fields, *schema;
+	cJSON *f;
+
+	if (seg_copy(r, 2, name, sizeof(name)) < 0 || !(t = config_type(api->cfg, name))) {
+		api_err(req, 404, "NOT_FOUND", "Unknown job type", NULL);
+		return;
+	}
+	f = schema_fields(t->schema);
+	fields = cJSON_PrintUnformatted(f);
+	schema = cJSON_PrintUnformatted(t->schema);
+	buf_init(&b);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kv_str(&w, "type", t->name);
+	jw_key(&w, "fields");
+	jw_raw(&w, fields, strlen(fields));
+	jw_key(&w, "jsonSchema");
+	jw_raw(&w, schema, strlen(schema));
+	jw_obj_end(&w);
+	api_ok(req, 200, &b);
+	buf_free(&b);
+	free(fields);
+	free(schema);
+	cJSON_Delete(f);
+}
+
+/* ---- submit ------------------------------------------------------------------- */
+
+static int input_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 128 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+static int url_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 8 && n <= 4096 &&
+	       (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
+	       !strpbrk(s, " \t\r\n");
+}
+
+/* Normalise inputs into {name: {url}|{content}|{job}}. Writes a one-line
+ * problem into why (path + message) and returns -1 when they are bad. */
+static cJSON *normalise_inputs(const cJSON *in, char *path, size_t pathsz, char *why, size_t whysz)
+{
+	cJSON *out = cJSON_CreateObject();
+	const cJSON *it;
+	int n = 0;
+
+	if (!in)
+		return out;
+	if (!cJSON_IsObject(in)) {
+		snprintf(path, pathsz, "inputs");
+		snprintf(why, whysz, "must be an object of name → source");
+		goto bad;
+	}
+	cJSON_ArrayForEach(it, in) {
+		cJSON *src = cJSON_CreateObject();
+		snprintf(path, pathsz, "%.200s", it->string);
+		cJSON_AddItemToObject(out, it->string, src);
+		if (++n > MAX_INPUTS) {
+			snprintf(why, whysz, "at most %d inputs", MAX_INPUTS);
+			goto bad;
+		}
+		if (!input_name_ok(it->string)) {
+			snprintf(why, whysz, "input names are file names: letters, digits, . _ - (max 128)");
+			goto bad;
+		}
+		if (cJSON_IsString(it)) {
+			if (!url_ok(it->valuestring)) {
+				snprintf(why, whysz, "must be an http(s) URL");
+				goto bad;
+			}
+			cJSON_AddStringToObject(src, "url", it->valuestring);
+			continue;
+		}
+		if (!cJSON_IsObject(it) || cJSON_GetArraySize(it) != 1) {
+			snprintf(why, whysz, "must be a URL, {url}, {content} or {job}");
+			goto bad;
+		}
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(it, "url");
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+		const cJSON *j = cJSON_GetObjectItemCaseSensitive(it, "job");
+		if (u) {
+			if (!cJSON_IsString(u) || !url_ok(u->valuestring)) {
+				snprintf(why, whysz, "url must be an http(s) URL");
+				goto bad;
+			}
+			cJSON_AddStringToObject(src, "url", u->valuestring);
+		} else if (c) {
+			if (!cJSON_IsString(c) || strlen(c->valuestring) > MAX_INLINE_CONTENT) {
+				snprintf(why, whysz, "content must be text of at most 64 KB");
+				goto bad;
+			}
+			cJSON_AddStringToObject(src, "content", c->valuestring);
+		} else if (j) {
+			if (!cJSON_IsString(j) || strncmp(j->valuestring, "job_", 4) != 0 ||
+			    strlen(j->valuestring) > 40) {
+				snprintf(why, whysz, "job must be a job id (job_…)");
+				goto bad;
+			}
+			cJSON_AddStringToObject(src, "job", j->valuestring);
+		} else {
+			snprintf(why, whysz, "must be a URL, {url}, {content} or {job}");
+			goto bad;
+		}
+	}
+	return out;
+bad:
+	cJSON_Delete(out);
+	return NULL;
+}
+
+static void validation_error(struct httpd_req *req, MDB_txn *child, const char *path,
+			     const char *message)
+{
+	cJSON *d = cJSON_CreateArray(), *e = cJSON_CreateObject(), *p = cJSON_CreateArray();
+	char *s;
+
+	cJSON_AddItemToArray(p, cJSON_CreateString(path));
+	cJSON_AddItemToObject(e, "path", p);
+	cJSON_AddStringToObject(e, "message", message);
+	cJSON_AddItemToArray(d, e);
+	s = cJSON_PrintUnformatted(d);
+	store_abort(child);
+	api_err(req, 400, "VALIDATION_ERROR", message, s);
+	free(s);
+	cJSON_Delete(d);
+}
+
+/* The answer for an existing job (replay, cancel of a cancelled job, ...). */
+static void job_data(struct api *api, const struct job *j, struct buf *b, int idempotent)
+{
+	struct jw w;
+	buf_reset(b);
+	jw_init(&w, b);
+	api_job_json(&w, api, j, now_ms());
+	if (idempotent && b->len > 0) {
+		b->len--;	/* reopen the object: add "idempotent": true */
+		buf_puts(b, ",\"idempotent\":true}");
+	}
+}
+
+static int idem_lookup(struct api *api, MDB_txn *t, const char *org, const char *key,
+		       char *job_out)
+{
+	unsigned char k[ORG_ID_MAX + 1 + MAX_IDEM_KEY];
+	size_t on = strlen(org), kn = strlen(key);
+	MDB_val v;
+	int r;
+
+	memcpy(k, org, on);
+	k[on] = 0;
+	memcpy(k + on + 1, key, kn);
+	if ((r = store_get(api->store, t, DB_IDEM, k, on + 1 + kn, &v)) < 0)
+		return r;
+	snprintf(job_out, 32, "%.*s", (int)MIN(v.mv_size, 31), (const char *)v.mv_data);
+	return 0;
+}
+
+static void submit(struct api *api, struct httpd_req *req)
+{
+	struct auth a;
+	MDB_txn *rt = NULL, *t = NULL;
+	cJSON *body = NULL, *inputs = NULL, *params = NULL;
+	const cJSON *type_j, *idem_j, *cb_j, *params_j;
+	const struct jobtype_cfg *type;
+	struct schema_errors errs;
+	struct job j;
+	char path[256], why[256];
+	char *inputs_s = NULL, *params_s = NULL, *cb_s = NULL;
+	int64_t timeout_s, hold;
+	int r;
+
+	/* 1. auth, 2. rate limit */
+	if ((r = store_begin(api->store, 1, &rt)) < 0) {
+		api_store_error(api, NULL, req, r);
+		return;
+	}
+	r = api_auth(api, req, rt, &a);
+	store_abort(rt);
+	if (r < 0 || api_rate(api, req, &a) < 0)
+		return;
+	if (!(body = api_body_json(req)))
+		return;
+	{
+		static const char *const known[] = { "type", "inputs", "params", "idempotencyKey",
+						     "callback", "metadata", NULL };
+		const cJSON *it;
+		cJSON_ArrayForEach(it, body) {
+			int ok = 0;
+			for (const char *const *k = known; *k; k++)
+				ok |= strcmp(*k, it->string) == 0;
+			if (!ok) {
+				validation_error(req, NULL, it->string, "is not a known field");
+				goto out;
+			}
+		}
+	}
+	type_j = cJSON_GetObjectItemCaseSensitive(body, "type");
+	if (!cJSON_IsString(type_j)) {
+		validation_error(req, NULL, "type", "is required and must be a string");
+		goto out;
+	}
+	type = config_type(api->cfg, strcmp(type_j->valuestring, "raw.ffmpeg") == 0
+				     ? "ffmpeg" : type_j->valuestring);
+	if (!type) {
+		api_err(req, 400, "INVALID_JOB_TYPE", "Unknown job type", NULL);
+		goto out;
+	}
+	idem_j = cJSON_GetObjectItemCaseSensitive(body, "idempotencyKey");
+	if (idem_j && !cJSON_IsNull(idem_j) &&
+	    (!cJSON_IsString(idem_j) || !*idem_j->valuestring ||
+	     strlen(idem_j->valuestring) > MAX_IDEM_KEY)) {
+		validation_error(req, NULL, "idempotencyKey", "must be a string of 1 to 255 characters");
+		goto out;
+	}
+	if (idem_j && !cJSON_IsString(idem_j))
+		idem_j = NULL;
+
+	if ((r = api_wbegin(api, &t)) < 0) {
+		api_store_error(api, NULL, req, r);
+		goto out;
+	}
+	/* An idempotent replay returns the first job, whatever the payload. */
+	if (idem_j) {
+		char first[32];
+		if (idem_lookup(api, t, a.org.id, idem_j->valuestring, first) == 0) {
+			struct job fj;
+			if ((r = job_get(api->store, t, first, &fj)) < 0) {
+				api_store_error(api, t, req, r);
+				goto out;
+			}
+			if (fj.status == JOB_FAILED && strcmp(fj.error_code, "DISPATCH_EXHAUSTED") == 0) {
+				char d[96], m[400];
+				snprintf(d, sizeof(d), "{\"jobId\":\"%s\"}", fj.id);
+				snprintf(m, sizeof(m), "Idempotency key \"%.200s\" is already bound to job %s, "
+					 "which failed with a retryable error. Retry with a new "
+					 "idempotency key", idem_j->valuestring, fj.id);
+				store_abort(t);
+				api_err(req, 409, "CONFLICT", m, d);
+				goto out;
+			}
+			job_data(api, &fj, &api->scratch, 1);
+			/* answered after the commit: the first job may be in this batch */
+			api_wdone(api, t, req, 200, &api->scratch, NULL);
+			goto out;
+		}
+	}
+	/* 3. plan */
+	if (!config_plan_allows(a.plan, type->name)) {
+		api_wfail(api, t, req, 403, "PLAN_LIMIT", "Your plan does not include this job type");
+		goto out;
+	}
+	params_j = cJSON_GetObjectItemCaseSensitive(body, "params");
+	if (params_j && !cJSON_IsObject(params_j)) {
+		validation_error(req, t, "params", "must be an object");
+		goto out;
+	}
+	timeout_s = MIN(type->max_execution_seconds, a.plan->max_job_timeout);
+	{
+		const cJSON *to = params_j ? cJSON_GetObjectItemCaseSensitive(params_j, "timeout") : NULL;
+		if (cJSON_IsNumber(to) && to->valuedouble > a.plan->max_job_timeout) {
+			api_wfail(api, t, req, 403, "PLAN_LIMIT",
+				  "params.timeout is over your plan's maxJobTimeout");
+			goto out;
+		}
+		if (cJSON_IsNumber(to) && to->valuedouble >= 1)
+			timeout_s = MIN(timeout_s, (int64_t)to->valuedouble);
+	}
+	{
+		struct org_rec o;
+		if ((r = org_get(api->store, t, a.org.id, &o)) < 0) {
+			api_store_error(api, t, req, r);
+			goto out;
+		}
+		a.org = o;
+	}
+	if (a.org.n_waiting + a.org.n_active >= (uint32_t)a.plan->queue_limit) {
+		api_wfail(api, t, req, 429, "QUEUE_FULL",
+			  "Too many unfinished jobs for your plan's queue limit");
+		goto out;
+	}
+	/* 4. credits */
+	hold = a.test ? 0 : config_estimate(type);
+	if (!a.test && a.org.balance - a.org.held < hold) {
+		api_wfail(api, t, req, 402, "INSUFFICIENT_CREDITS", "Not enough credits for this job");
+		goto out;
+	}
+	/* 5. schema */
+	params = params_j ? cJSON_Duplicate(params_j, 1) : cJSON_CreateObject();
+	memset(&errs, 0, sizeof(errs));
+	if (schema_validate(type->schema, params, &errs) != 0) {
+		cJSON *d = schema_errors_to_json(&errs);
+		char *ds = cJSON_PrintUnformatted(d);
+		const char *msg = errs.n ? errs.e[0].message : "params do not match the schema";
+		char m[300];
+		snprintf(m, sizeof(m), "Invalid params: %s", msg);
+		store_abort(t);
+		api_err(req, 400, "VALIDATION_ERROR", m, ds);
+		free(ds);
+		cJSON_Delete(d);
+		schema_errors_free(&errs);
+		goto out;
+	}
+	schema_errors_free(&errs);
+	schema_apply_defaults(type->schema, params);
+	inputs = normalise_inputs(cJSON_GetObjectItemCaseSensitive(body, "inputs"), path,
+				  sizeof(path), why, sizeof(why));
+	if (!inputs) {
+		char full[300];
+		snprintf(full, sizeof(full), "inputs.%s", path);
+		validation_error(req, t, full, why);
+		goto out;
+	}
+	cb_j = cJSON_GetObjectItemCaseSensitive(body, "callback");
+	if (cb_j && !cJSON_IsNull(cb_j)) {
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(cb_j, "url");
+		const cJSON *h = cJSON_GetObjectItemCaseSensitive(cb_j, "headers"), *hv;
+		if (!cJSON_IsObject(cb_j) || !cJSON_IsString(u) || !url_ok(u->valuestring)) {
+			validation_error(req, t, "callback.url", "must be an http(s) URL");
+			goto out;
+		}
+		if (h && !cJSON_IsObject(h)) {
+			validation_error(req, t, "callback.headers", "must be an object");
+			goto out;
+		}
+		cJSON_ArrayForEach(hv, h) {
+			if (!cJSON_IsString(hv) || strncasecmp(hv->string, "x-rendobar-", 11) == 0 ||
+			    strpbrk(hv->string, ":\r\n ") || strpbrk(hv->valuestring, "\r\n")) {
+				validation_error(req, t, "callback.headers",
+						 "header names must be plain and not X-Rendobar-*");
+				goto out;
+			}
+		}
+		cb_s = cJSON_PrintUnformatted(cb_j);
+	}
+
+	memset(&j, 0, sizeof(j));
+	id_new(j.id, sizeof(j.id), "job_", 20);
+	snprintf(j.org, sizeof(j.org), "%s", a.org.id);
+	snprintf(j.type, sizeof(j.type), "%s", type->name);
+	j.created_at = now_ms();
+	j.hold = hold;
+	j.timeout_ms = timeout_s * 1000;
+	j.flags = a.test ? JOB_TEST : 0;
+	inputs_s = cJSON_PrintUnformatted(inputs);
+	params_s = cJSON_PrintUnformatted(params);
+	j.inputs.p = inputs_s;
+	j.inputs.n = (uint32_t)strlen(inputs_s);
+	j.params.p = params_s;
+	j.params.n = (uint32_t)strlen(params_s);
+	if (idem_j) {
+		j.idem.p = idem_j->valuestring;
+		j.idem.n = (uint32_t)strlen(idem_j->valuestring);
+	}
+	if (cb_s) {
+		j.callback.p = cb_s;
+		j.callback.n = (uint32_t)strlen(cb_s);
+	}
+	{
+		size_t cl;
+		const char *c = httpd_header(req, "X-Rendobar-Client", &cl);
+		if (c && cl <= 64 && utf8_valid(c, cl)) {
+			j.client.p = c;
+			j.client.n = (uint32_t)cl;
+		}
+	}
+	if ((r = lc_create(api->store, t, &j)) < 0) {
+		api_store_error(api, t, req, r);
+		goto out;
+	}
+	{
+		struct msg m;
+		api_msg_job(&m, MSG_JOB_WAITING, &j);
+		m.priority = (int8_t)MAX(-100, MIN(100, a.plan->priority));
+		api_post(api, ACTOR_DISPATCHER, &m);
+	}
+	job_data(api, &j, &api->scratch, 0);
+	api_wdone(api, t, req, 201, &api->scratch, NULL);
+out:
+	free(inputs_s);
+	free(params_s);
+	free(cb_s);
+	cJSON_Delete(inputs);
+	cJSON_Delete(params);
+	cJSON_Delete(body);
+}
+
+/* ---- one job ---------------------------------------------------------------------- */
+
+/* Load job `id` of the authenticated org in txn t; 404 answered → -1. */
+static int own_job(struct api *api, struct httpd_req *req, MDB_txn *t, const struct auth *a,
+		   const struct route *r, struct job *j)
+{
+	char id[40];
+	if (seg_copy(r, 1, id, sizeof(id)) < 0 || job_get(api->store, t, id, j) < 0 ||
+	    strcmp(j->org, a->org.id) != 0) {
+		api_err(req, 404, "NOT_FOUND", "Job not found", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void get_job(struct api *api, struct httpd_req *req, struct route *r)
+{
+	struct auth a;
+	struct job j;
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = store_begin(api->store, 1, &t)) < 0) {
+		api_store_error(api, NULL, req, rc);
+		return;
+	}
+	if (api_auth(api, req, t, &a) == 0 && api_rate(api, req, &a) == 0 &&
+	    own_job(api, req, t, &a, r, &j) == 0) {
+		job_data(api, &j, &api->scratch, 0);
+		api_ok(req, 200, &api->scratch);
+	}
+	store_abort(t);
+}
+
+static void logs(struct api *api, struct httpd_req *req, struct route *r)
+{
+	struct auth a;
+	struct job j;
+	MDB_txn *t;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	unsigned char key[48];
+	size_t kn;
+	int rc, n = 0;
+	struct jw w;
+
+	if ((rc = store_begin(api->store, 1, &t)) < 0) {
+		api_store_error(api, NULL, req, rc);
+		return;
+	}
+	if (api_auth(api, req, t, &a) < 0 || api_rate(api, req, &a) < 0 ||
+	    own_job(api, req, t, &a, r, &j) < 0)
+		goto out;
+	kn = strlen(j.id);
+	memcpy(key, j.id, kn);
+	key[kn++] = 0;
+	buf_reset(&api->scratch);
+	jw_init(&w, &api->scratch);
+	jw_arr_begin(&w);
+	mdb_cursor_open(t, api->store->dbi[DB_LOGS], &cur);
+	k.mv_data = key;
+	k.mv_size = kn;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size >= kn && memcmp(k.mv_data, key, kn) == 0 && n < 10000;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++)
+		jw_raw(&w, v.mv_data, v.mv_size);
+	mdb_cursor_close(cur);
+	jw_arr_end(&w);
+	if (n == 0)
+		api_err(req, 404, "NOT_FOUND", "No logs for this job", NULL);
+	else
+		api_ok(req, 200, &api->scratch);
+out:
+	store_abort(t);
+}
+
+static void cancel_or_retry(struct api *api, struct httpd_req *req, struct route *r, int retry)
+{
+	struct auth a;
+	struct job j, after;
+	MDB_txn *t, *rt;
+	struct lc_move m;
+	int rc, prev;
+
+	if ((rc = store_begin(api->store, 1, &rt)) < 0) {
+		api_store_error(api, NULL, req, rc);
+		return;
+	}
+	rc = api_auth(api, req, rt, &a);
+	store_abort(rt);
+	if (rc < 0 || api_rate(api, req, &a) < 0)
+		return;
+	if ((rc = api_wbegin(api, &t)) < 0) {
+		api_store_error(api, NULL, req, rc);
+		return;
+	}
+	if (own_job(api, req, t, &a, r, &j) < 0) {
+		store_abort(t);
+		return;
+	}
+	prev = j.status;
+	memset(&m, 0, sizeof(m));
+	m.op = retry ? LC_RETRY : LC_CANCEL;
+	m.job_id = j.id;
+	m.at = now_ms();
+	if (retry) {
+		const struct jobtype_cfg *type = config_type(api->cfg, j.type);
+		struct org_rec o;
+		m.hold = type && !(j.flags & JOB_TEST) ? config_estimate(type) : 0;
+		if (j.status == JOB_FAILED && org_get(api->store, t, j.org, &o) == 0 &&
+		    o.balance - o.held < m.hold) {
+			api_wfail(api, t, req, 402, "INSUFFICIENT_CREDITS",
+				  "Not enough credits to retry this job");
+			return;
+		}
+	}
+	rc = lc_apply(api->store, t, &m, &after);
+	if (rc == -ESTALE) {
+		if (!retry && prev == JOB_CANCELLED) {
+			/* cancelling a cancelled job settles to the same state */
+			job_data(api, &j, &api->scratch, 0);
+			store_abort(t);
+			api_ok(req, 200, &api->scratch);
+			return;
+		}
+		api_wfail(api, t, req, 409, "CONFLICT",
+			  retry ? "Only a failed job can be retried"
+				: "The job already finished and cannot be cancelled");
+		return;
+	}
+	if (rc < 0) {
+		api_store_error(api, t, req, rc);
+		return;
+	}
+	{
+		struct msg msg;
+		if (retry) {
+			api_msg_job(&msg, MSG_JOB_WAITING, &after);
+			api_post(api, ACTOR_DISPATCHER, &msg);
+		} else if (JOB_BIT(prev) & JOB_ACTIVE_MASK) {
+			api_msg_job(&msg, MSG_JOB_CANCEL, &after);
+			api_post(api, ACTOR_DISPATCHER, &msg);
+		}
+	}
+	job_data(api, &after, &api->scratch, 0);
+	api_wdone(api, t, req, 200, &api->scratch, NULL);
+}
+
+/* ---- list --------------------------------------------------------------------------- */
+
+struct listq {
+	int status;
+	char type[CONFIG_NAME_MAX];
+	char client[72];
+	int64_t from, to;
+	int64_t limit, offset;
+	int sort;		/* 0 created, 1 cost, 2 duration */
+	int asc;
+};
+
+static int qget(struct httpd_req *req, const char *key, char *out, size_t outsz)
+{
+	if (!req->query)
+		return -ENOENT;
+	return http_query_get(req->query, req->query_len, key, out, outsz);
+}
+
+static int parse_list(struct httpd_req *req, struct listq *q)
+{
+	char v[128];
+	int r;
+
+	memset(q, 0, sizeof(q[0]));
+	q->limit = 50;
+	q->to = INT64_MAX;
+	if (qget(req, "status", v, sizeof(v)) >= 0 && !(q->status = job_status_parse(v, strlen(v)))) {
+		api_err(req, 400, "VALIDATION_ERROR", "status must be one of waiting dispatched "
+			"running complete failed cancelled", NULL);
+		return -1;
+	}
+	if (qget(req, "type", q->type, sizeof(q->type)) < 0)
+		q->type[0] = '\0';
+	if ((r = qget(req, "client", q->client, sizeof(q->client))) < 0 && r != -ENOENT) {
+		api_err(req, 400, "VALIDATION_ERROR", "client is too long", NULL);
+		return -1;
+	}
+	if (r < 0)
+		q->client[0] = '\0';
+	if (qget(req, "limit", v, sizeof(v)) >= 0 && parse_i64(v, 1, 100, &q->limit) < 0) {
+		api_err(req, 400, "VALIDATION_ERROR", "limit must be an integer from 1 to 100", NULL);
+		return -1;
+	}
+	if (qget(req, "offset", v, sizeof(v)) >= 0 && parse_i64(v, 0, 10000000, &q->offset) < 0) {
+		api_err(req, 400, "VALIDATION_ERROR", "offset must be an integer from 0 to 10000000",
+			NULL);
+		return -1;
+	}
+	if (qget(req, "from", v, sizeof(v)) >= 0 && parse_i64(v, 0, INT64_MAX, &q->from) < 0) {
+		api_err(req, 400, "VALIDATION_ERROR", "from must be Unix milliseconds", NULL);
+		return -1;
+	}
+	if (qget(req, "to", v, sizeof(v)) >= 0 && parse_i64(v, 0, INT64_MAX, &q->to) < 0) {
+		api_err(req, 400, "VALIDATION_ERROR", "to must be Unix milliseconds", NULL);
+		return -1;
+	}
+	if (qget(req, "sort", v, sizeof(v)) >= 0) {
+		if (!strcmp(v, "created"))
+			q->sort = 0;
+		else if (!strcmp(v, "cost"))
+			q->sort = 1;
+		else if (!strcmp(v, "duration"))
+			q->sort = 2;
+		else {
+			api_err(req, 400, "VALIDATION_ERROR", "sort must be created, cost or duration",
+				NULL);
+			return -1;
+		}
+	}
+	if (qget(req, "order", v, sizeof(v)) >= 0) {
+		if (strcmp(v, "asc") && strcmp(v, "desc")) {
+			api_err(req, 400, "VALIDATION_ERROR", "order must be asc or desc", NULL);
+			return -1;
+		}
+		q->asc = strcmp(v, "asc") == 0;
+	}
+	return 0;
+}
+
+struct hit {
+	char id[32];
+	int64_t key;
+};
+
+static int hit_cmp_asc(const void *a, const void *b)
+{
+	const struct hit *x = a, *y = b;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int hit_cmp_desc(const void *a, const void *b)
+{
+	return hit_cmp_asc(b, a);
+}
+
+static void list_jobs(struct api *api, struct httpd_req *req)
+{
+	struct auth a;
+	struct listq q;
+	MDB_txn *t;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	unsigned char prefix[ORG_ID_MAX + 1];
+	size_t pn;
+	struct hit *hits = NULL;
+	size_t nhits = 0, caphits = 0;
+	int rc;
+	struct jw w;
+
+	if ((rc = store_begin(api->store, 1, &t)) < 0) {
+		api_store_error(api, NULL, req, rc);
+		return;
+	}
+	if (api_auth(api, req, t, &a) < 0 || api_rate(api, req, &a) < 0 || parse_list(req, &q) < 0)
+		goto out;
+	pn = strlen(a.org.id);
+	memcpy(prefix, a.org.id, pn);
+	prefix[pn++] = 0;
+	/* by_org is newest first; gather every match (for meta.total), then page. */
+	mdb_cursor_open(t, api->store->dbi[DB_BY_ORG], &cur);
+	k.mv_data = prefix;
+	k.mv_size = pn;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size > pn + 8 && memcmp(k.mv_data, prefix, pn) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const unsigned char *kp = k.mv_data;
+		int64_t created = (int64_t)~be64_get(kp + pn);
+		char id[32];
+		struct job j = { .cost = 0 };
+		if (created < q.from || created > q.to)
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)MIN(k.mv_size - pn - 8, 31),
+			 (const char *)kp + pn + 8);
+		if (q.status || q.type[0] || q.client[0] || q.sort) {
+			if (job_get(api->store, t, id, &j) < 0)
+				continue;
+			if ((q.status && j.status != q.status) || (q.type[0] && strcmp(j.type, q.type)) ||
+			    (q.client[0] && (j.client.n != strlen(q.client) ||
+					     memcmp(j.client.p, q.client, j.client.n))))
+				continue;
+		}
+		if (nhits == caphits) {
+			caphits = caphits ? caphits * 2 : 256;
+			hits = xrealloc(hits, caphits * sizeof(*hits));
+		}
+		memcpy(hits[nhits].id, id, sizeof(id));
+		if (q.sort == 1)
+			hits[nhits].key = j.cost;
+		else if (q.sort == 2)
+			hits[nhits].key = j.completed_at && j.started_at ? j.completed_at - j.started_at : 0;
+		else
+			hits[nhits].key = created;
+		nhits++;
+	}
+	mdb_cursor_close(cur);
+	if (q.sort || q.asc)
+		qsort(hits, nhits, sizeof(*hits), q.asc ? hit_cmp_asc : hit_cmp_desc);
+
+	buf_reset(&api->scratch);
+	buf_puts(&api->scratch, "{\"data\":");
+	jw_init(&w, &api->scratch);
+	jw_arr_begin(&w);
+	for (size_t i = (size_t)q.offset; i < nhits && i < (size_t)(q.offset + q.limit); i++) {
+		struct job j;
+		if (job_get(api->store, t, hits[i].id, &j) == 0)
+			api_job_json(&w, api, &j, now_ms());
+	}
+	jw_arr_end(&w);
+	buf_printf(&api->scratch, ",\"meta\":{\"total\":%zu,\"page\":%lld,\"limit\":%lld,\"offset\":%lld}}",
+		   nhits, (long long)(q.offset / q.limit + 1), (long long)q.limit,
+		   (long long)q.offset);
+	httpd_respond(req, 200, "application/json", NULL, api->scratch.data, api->scratch.len);
+out:
+	free(hits);
+	store_abort(t);
+}
+
+void api_jobs_route(struct api *api, struct httpd_req *req, struct route *r)
+{
+	if (r->nseg == 1) {
+		if (r->is_post)
+			submit(api, req);
+		else if (r->is_get)
+			list_jobs(api, req);
+		else
+			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use GET or POST", NULL);
+		return;
+	}
+	if (seg_is(r, 1, "types")) {
+		if (!r->is_get)
+			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use GET", NULL);
+		else if (r->nseg == 2)
+			types_list(api, req);
+		else if (r->nseg == 4 && seg_is(r, 3, "schema"))
+			type_schema(api, req, r);
+		else
+			api_err(req, 404, "NOT_FOUND", "Route not found", NULL);
+		return;
+	}
+	if (r->nseg == 2) {
+		if (r->is_get)
+			get_job(api, req, r);
+		else
+			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use GET", NULL);
+		return;
+	}
+	if (r->nseg == 3 && (seg_is(r, 2, "cancel") || seg_is(r, 2, "retry"))) {
+		if (r->is_post)
+			cancel_or_retry(api, req, r, seg_is(r, 2, "retry"));
+		else
+			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use POST", NULL);
+		return;
+	}
+	if (r->nseg == 3 && seg_is(r, 2, "logs")) {
+		if (r->is_get)
+			logs(api, req, r);
+		else
+			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use GET", NULL);
+		return;
+	}
+	api_err(req, 404, "NOT_FOUND", "Route not found", NULL);
+}
