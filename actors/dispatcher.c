@@ -466,6 +466,10 @@ static void apply_outcomes(struct disp *d)
 						break;
 				}
 				after[i].reported_first = 1;
+				/* cancelled or timed out before we knew the provider: the
+				 * cancel could not be sent then, so send it now */
+				after[i].cancel = j.status == JOB_CANCELLED ||
+						  !strcmp(j.error_code, "PROVIDER_TIMEOUT");
 				after[i].j = j;
 				after[i].j.inputs.p = after[i].j.params.p = NULL;
 				continue;
@@ -495,6 +499,8 @@ static void apply_outcomes(struct disp *d)
 		if (after[i].reported_first) {
 			if (JOB_BIT(after[i].j.status) & JOB_ACTIVE_MASK)
 				active_add(d, o->job, o->org, o->prov);
+			if (after[i].cancel)
+				send_cancel(d, o->job, o->attempt, d->prov[o->prov].cfg->id, o->run_id);
 			d->dispatched++;
 		} else if (after[i].cancel) {
 			send_cancel(d, o->job, o->attempt, d->prov[o->prov].cfg->id, o->run_id);

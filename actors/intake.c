@@ -26,6 +26,21 @@ static void on_request(struct httpd *h, struct httpd_req *req, void *arg)
 	api_handle(&in->api, req);
 }
 
+static int64_t body_decide(struct httpd *h, struct httpd_req *req, void *arg)
+{
+	struct intake *in = arg;
+	(void)h;
+	return api_body_decide(&in->api, req);
+}
+
+static int body_chunk(struct httpd *h, struct httpd_req *req, const char *p, size_t n, int last,
+		      void *arg)
+{
+	struct intake *in = arg;
+	(void)h;
+	return api_body_chunk(&in->api, req, p, n, last);
+}
+
 static void send_msg(void *ctx, enum actor_id to, const struct msg *m)
 {
 	actor_send(ctx, to, m);
@@ -59,6 +74,7 @@ int intake_main(struct actor *a)
 		.max_body = (size_t)a->cfg->http.max_body_bytes,
 		.server_name = "jobring",
 		.handler = on_request,
+		.policy = { body_decide, body_chunk },
 		.arg = &in,
 	};
 	int r;

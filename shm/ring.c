@@ -17,8 +17,10 @@
 
 _Static_assert(sizeof(struct ring) % RING_CACHELINE == 0,
 	       "slots must start on a cache line");
-_Static_assert(offsetof(struct ring, k_head) - offsetof(struct ring, k_tail) >= 2 * RING_CACHELINE,
-	       "producer and consumer lines must be 128 bytes apart");
+_Static_assert(offsetof(struct ring, k_tail) == 2 * RING_CACHELINE &&
+	       offsetof(struct ring, k_head) == 4 * RING_CACHELINE &&
+	       sizeof(struct ring) == 6 * RING_CACHELINE,
+	       "each written line alone in its 128-byte pair (see ring.h)");
 
 static int slots_valid(uint32_t slots)
 {

@@ -83,7 +83,7 @@ int seg_copy(const struct route *r, int i, char *out, size_t outsz)
 	return 0;
 }
 
-static int split_route(struct httpd_req *req, struct route *r)
+int api_split_route(struct httpd_req *req, struct route *r)
 {
 	const char *p = req->path, *end = req->path + req->path_len;
 
@@ -132,7 +132,7 @@ void api_handle(struct api *api, struct httpd_req *req)
 {
 	struct route r;
 
-	if (split_route(req, &r) < 0) {
+	if (api_split_route(req, &r) < 0) {
 		api_err(req, 404, "NOT_FOUND", "Route not found", NULL);
 		return;
 	}
@@ -149,6 +149,18 @@ void api_handle(struct api *api, struct httpd_req *req)
 	}
 	if (r.nseg >= 1 && seg_is(&r, 0, "admin")) {
 		api_admin_route(api, req, &r);
+		return;
+	}
+	if (r.nseg >= 1 && seg_is(&r, 0, "dl")) {
+		api_dl_route(api, req, &r);
+		return;
+	}
+	if (r.nseg >= 1 && seg_is(&r, 0, "blobs")) {
+		api_blobs_route(api, req, &r);
+		return;
+	}
+	if (r.nseg >= 1 && seg_is(&r, 0, "assets")) {
+		api_assets_route(api, req, &r);
 		return;
 	}
 	if (r.nseg >= 1 && (seg_is(&r, 0, "orgs") || seg_is(&r, 0, "billing"))) {

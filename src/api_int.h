@@ -26,6 +26,7 @@ struct route {
 	int is_get, is_post, is_put, is_patch, is_delete, is_head;
 };
 
+int api_split_route(struct httpd_req *req, struct route *r);
 int seg_is(const struct route *r, int i, const char *s);
 /* Copy segment i into out (NUL-terminated); -1 if too long or has odd bytes. */
 int seg_copy(const struct route *r, int i, char *out, size_t outsz);
@@ -56,6 +57,9 @@ void api_store_error(struct api *api, MDB_txn *child, struct httpd_req *req, int
 void api_jobs_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_admin_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_account_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_dl_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_blobs_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_assets_route(struct api *api, struct httpd_req *req, struct route *r);
 
 /* A job message for the dispatcher. */
 void api_msg_job(struct msg *m, int kind, const struct job *j);

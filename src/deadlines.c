@@ -6,6 +6,7 @@
 #include "jobring/util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,7 +177,7 @@ static int insert(struct deadlines *d, int kind, const char *id, uint32_t attemp
 	e->attempt = attempt;
 	e->hash = h;
 	e->due_wall = due_wall;
-	snprintf(e->id, sizeof(e->id), "%s", id);
+	memcpy(e->id, id, strnlen(id, DL_ID_MAX - 1));	/* zeroed above: stays terminated */
 	e->hnext = d->bucket[h & (d->nbucket - 1)];
 	d->bucket[h & (d->nbucket - 1)] = e;
 	wheel_arm(&d->w, &e->link, to_mono(due_wall, now_wall, now_mono));
@@ -424,7 +425,7 @@ static int time_out(struct deadlines *d, struct store *s, MDB_txn *t, const char
 		return 0;
 	memset(&m, 0, sizeof(m));
 	m.op = LC_TIMEOUT;
-	m.job_id = j.id;
+	m.job_id = id;
 	m.attempt = attempt;
 	m.at = now_wall;
 	m.error_message = why;
@@ -462,12 +463,18 @@ static int fire_one(struct deadlines *d, struct store *s, MDB_txn *t, struct dl_
 		}
 		break;
 	case TIMER_WEBHOOK: {
-		struct msg *m = out_push(out, ACTOR_NOTIFIER, MSG_WEBHOOK_DUE);
+		size_t n = strlen(e->id);
+		struct msg *m;
+		if (n >= sizeof(m->job)) {
+			d->bad++;	/* no message can name it */
+			break;
+		}
+		m = out_push(out, ACTOR_NOTIFIER, MSG_WEBHOOK_DUE);
 		m->timer_kind = TIMER_WEBHOOK;
 		m->attempt = e->attempt;
 		m->at = now_wall;
 		m->due = e->due_wall;
-		snprintf(m->job, sizeof(m->job), "%s", e->id);
+		memcpy(m->job, e->id, n + 1);
 		r = 1;
 		break;
 	}
@@ -523,7 +530,9 @@ struct scan {
 	unsigned char key[DL_SCAN_BATCH][64];
 	uint8_t klen[DL_SCAN_BATCH];
 	size_t n;
-	int ended;	/* the range ended within this batch */
+	int ended;		/* the range ended within this batch */
+	unsigned char next[64];	/* where to resume if it did not */
+	size_t next_len;
 };
 
 /* Collect up to DL_SCAN_BATCH by_status keys from `from` while they have
@@ -535,18 +544,28 @@ static int scan_status(struct store *s, MDB_txn *t, const unsigned char *from, s
 	MDB_val k = { flen, (void *)from }, v;
 	int rc;
 
+	size_t seen = 0;
+
 	sc->n = 0;
 	sc->ended = 0;
 	if ((rc = mdb_cursor_open(t, s->dbi[DB_BY_STATUS], &c)))
 		return store_err(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && sc->n < DL_SCAN_BATCH;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && seen < DL_SCAN_BATCH;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), seen++) {
 		const unsigned char *p = k.mv_data;
 		if (k.mv_size < 1 || p[0] != st ||
 		    (below != INT64_MAX && k.mv_size >= 9 && (int64_t)be64_get(p + 1) >= below)) {
 			sc->ended = 1;
 			break;
 		}
+		if (k.mv_size > sizeof(sc->next) - 1) {
+			sc->ended = 1;	/* not a key we write: end the pass early */
+			break;
+		}
+		/* resume right after this key: the key followed by a 0 byte */
+		memcpy(sc->next, p, k.mv_size);
+		sc->next[k.mv_size] = 0;
+		sc->next_len = k.mv_size + 1;
 		if (k.mv_size < 10 || k.mv_size > 9 + 31)
 			continue;	/* malformed: check reports it */
 		memcpy(sc->key[sc->n], p, k.mv_size);
@@ -567,13 +586,6 @@ static void key_id(const struct scan *sc, size_t i, char *id)
 	id[n] = '\0';
 }
 
-/* The key right after key i: key i followed by a 0 byte. */
-static void key_after(const struct scan *sc, size_t i, unsigned char *dst, size_t *dlen)
-{
-	memcpy(dst, sc->key[i], sc->klen[i]);
-	dst[sc->klen[i]] = 0;
-	*dlen = sc->klen[i] + 1u;
-}
 
 int deadlines_sweep(struct deadlines *d, struct store *s, MDB_txn *t, int64_t now_wall,
 		    int64_t stuck_ms, struct dl_out *out)
@@ -611,7 +623,8 @@ int deadlines_sweep(struct deadlines *d, struct store *s, MDB_txn *t, int64_t no
 		d->sweep_key[0] = (unsigned char)d->sweep_status;
 		d->sweep_klen = 1;
 	} else {
-		key_after(sc, sc->n - 1, d->sweep_key, &d->sweep_klen);
+		memcpy(d->sweep_key, sc->next, sc->next_len);
+		d->sweep_klen = sc->next_len;
 	}
 	d->swept += (uint64_t)n;
 	r = n;
@@ -716,7 +729,8 @@ static int purge_jobs(struct deadlines *d, struct store *s, MDB_txn *t, int *wor
 		d->purge_key[0] = (unsigned char)phase_status[d->purge_phase % 4];
 		d->purge_klen = 1;
 	} else {
-		key_after(sc, sc->n - 1, d->purge_key, &d->purge_klen);
+		memcpy(d->purge_key, sc->next, sc->next_len);
+		d->purge_klen = sc->next_len;
 	}
 	d->purged_jobs += (uint64_t)n;
 	r = n;
@@ -746,14 +760,21 @@ static int purge_events(struct deadlines *d, struct store *s, MDB_txn *t, int *w
 		if (seen == DL_SCAN_BATCH || nd == (size_t)*work)
 			break;
 		seen++;
+		if (k.mv_size >= 8)
+			d->purge_seq = be64_get(k.mv_data) + 1;
 		if (k.mv_size != 8 || v.mv_size < sizeof(ev))
 			continue;	/* malformed: check reports it */
 		memcpy(&ev, v.mv_data, sizeof(ev));
 		if (ev.at >= d->purge_cutoff) {
-			ended = 1;
-			break;
+			/* The log is in rough time order: a full batch of
+			 * recent events in a row means the old ones are done. */
+			if (++d->purge_fresh >= DL_SCAN_BATCH) {
+				ended = 1;
+				break;
+			}
+			continue;
 		}
-		d->purge_seq = be64_get(k.mv_data) + 1;
+		d->purge_fresh = 0;
 		jn = strnlen(ev.job, sizeof(ev.job));
 		if (jn && (r = store_get(s, t, DB_JOBS, ev.job, jn, &jv)) != -ENOENT) {
 			if (r < 0) {
@@ -792,6 +813,7 @@ int deadlines_purge(struct deadlines *d, struct store *s, MDB_txn *t, int64_t no
 		d->purge_key[0] = JOB_COMPLETE;
 		d->purge_klen = 1;
 		d->purge_seq = 0;
+		d->purge_fresh = 0;
 	}
 	/* Up to one index batch per call, plus the events when the jobs are done. */
 	if (d->purge_phase <= 3) {

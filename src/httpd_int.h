@@ -1,6 +1,7 @@
-/* httpd_int.h - private glue between httpd.c (accept, connections, timers,
- * reading and parsing) and httpd_send.c (answers, output, files, detach).
- * Not a module surface: only those two files include it.
+/* httpd_int.h - private glue between httpd.c (accept, connection lifetime,
+ * timers, public entry points), httpd_read.c (reading, parsing, the
+ * connection state machine) and httpd_send.c (answers, output, files,
+ * detach). Not a module surface: only those three files include it.
  *
  * Connection lifetime: c->refs counts the io_uring ops in flight that name
  * the connection (recv, send, file read, watch poll, poll remove) plus one
@@ -112,24 +113,29 @@ struct httpd {
 	size_t ipt_cap, ipt_used;
 };
 
+#define HTTPD_IN_INIT 8192		/* input buffer of a fresh connection */
+#define HTTPD_IN_KEEP (64 * 1024)	/* idle connections shrink back above this */
 #define HTTPD_CHUNK (64 * 1024)		/* file read size */
 #define HTTPD_OUT_HIGH (256 * 1024)	/* queued output above which we stop parsing */
 
 /* httpd.c */
-void hconn_step(struct httpd_conn *c);
 void hconn_close(struct httpd_conn *c);
 void hconn_put(struct httpd_conn *c);
 void hconn_unlink(struct httpd_conn *c);
-void hconn_finish_request(struct httpd_conn *c);
-void hconn_kick(struct httpd_conn *c);
 void htimer_set(struct httpd_conn *c, struct tnode *t, int kind);
 void htimer_clear(struct tnode *t);
+
+/* httpd_read.c */
+void hconn_read_init(struct httpd_conn *c);
+void hconn_step(struct httpd_conn *c);
+void hconn_finish_request(struct httpd_conn *c);
+void hconn_kick(struct httpd_conn *c);
 
 /* httpd_send.c */
 void hconn_flush(struct httpd_conn *c);
 bool hconn_out_idle(const struct httpd_conn *c);
 void hconn_send_error(struct httpd_conn *c, int status, const char *message);
 void hconn_release_hold(struct httpd_conn *c);
-void hconn_op_init(struct httpd_conn *c);
+void hconn_send_init(struct httpd_conn *c);
 
 #endif

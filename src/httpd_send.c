@@ -12,7 +12,7 @@
 static void send_cb(struct loop_op *op, int res, unsigned flags);
 static void read_cb(struct loop_op *op, int res, unsigned flags);
 
-void hconn_op_init(struct httpd_conn *c)
+void hconn_send_init(struct httpd_conn *c)
 {
 	c->send_op.cb = send_cb;
 	c->read_op.cb = read_cb;

@@ -42,6 +42,7 @@
 
 struct wslot {
 	bool used, cancelled;
+	bool finished;			/* said its last word; exiting */
 	pid_t pid;			/* also the process group id */
 	uint32_t attempt;
 	int64_t kill_at_ns;		/* backstop: SIGKILL the group then */
@@ -53,6 +54,7 @@ struct wslot {
 struct worker {
 	struct whttp http;
 	int sfd;
+	int done[2];			/* runs write their pid when finished */
 	struct wslot *slots;
 	size_t nslots;
 	int jobs;
@@ -86,7 +88,7 @@ static size_t running_count(const struct worker *w)
 	size_t n = 0;
 
 	for (size_t i = 0; i < w->nslots; i++)
-		n += w->slots[i].used && !w->slots[i].cancelled;
+		n += w->slots[i].used && !w->slots[i].cancelled && !w->slots[i].finished;
 	return n;
 }
 
@@ -241,7 +243,11 @@ static void run_child(struct worker *w, const struct worker_job *job)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	setpgid(0, 0);
-	close_range(3, ~0U, 0);
+	if (dup2(w->done[1], 3) < 0)
+		w->conf.done_fd = -1;
+	else
+		w->conf.done_fd = 3;
+	close_range(4, ~0U, 0);
 	exit(worker_run(job, &w->conf));
 }
 
@@ -278,7 +284,7 @@ static void on_dispatch(struct worker *w, struct wconn *c, const char *body, siz
 	/* A newer attempt of a job supersedes the runs of older ones. */
 	for (size_t i = 0; i < w->nslots; i++) {
 		struct wslot *o2 = &w->slots[i];
-		if (o2->used && !o2->cancelled && o2->attempt < job.attempt &&
+		if (o2->used && !o2->cancelled && !o2->finished && o2->attempt < job.attempt &&
 		    strcmp(o2->job_id, job.id) == 0)
 			slot_kill(o2, "superseded by a newer attempt");
 	}
@@ -330,7 +336,7 @@ static void on_cancel(struct worker *w, struct wconn *c, const char *id, const c
 
 	for (size_t i = 0; i < w->nslots; i++) {
 		struct wslot *s = &w->slots[i];
-		if (!s->used || s->cancelled || strcmp(s->job_id, id) != 0)
+		if (!s->used || s->cancelled || s->finished || strcmp(s->job_id, id) != 0)
 			continue;
 		if (cJSON_IsNumber(att) && (double)s->attempt != att->valuedouble)
 			continue;
@@ -569,6 +575,8 @@ static int parse_args(struct worker *w, int argc, char **argv, const char **list
 
 static int setup_workdir(struct worker *w)
 {
+	char abs[PATH_MAX];
+
 	if (!w->workdir[0]) {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(w->workdir, sizeof(w->workdir), "%s/jobring-worker-XXXXXX",
@@ -583,7 +591,6 @@ static int setup_workdir(struct worker *w)
 		return -errno;
 	}
 	/* Runs chdir into their dirs: the listener's idea of them is absolute. */
-	char abs[PATH_MAX];
 	if (!realpath(w->workdir, abs) || strlen(abs) >= sizeof(w->workdir) - 200) {
 		log_error("--workdir %s: %s", w->workdir, strerror(errno ? errno : ENAMETOOLONG));
 		return -ENAMETOOLONG;
@@ -609,6 +616,21 @@ static void on_signals(struct worker *w)
 	reap(w);
 }
 
+/* Runs that reported their outcome stop counting against --jobs. */
+static void on_done(struct worker *w)
+{
+	pid_t pids[64];
+	ssize_t n;
+
+	while ((n = read(w->done[0], pids, sizeof(pids))) > 0) {
+		for (size_t k = 0; k < (size_t)n / sizeof(pid_t); k++) {
+			for (size_t i = 0; i < w->nslots; i++)
+				if (w->slots[i].used && w->slots[i].pid == pids[k])
+					w->slots[i].finished = true;
+		}
+	}
+}
+
 /* Close expired connections, kill runs past their backstop; the next wake. */
 static int timers(struct worker *w)
 {
@@ -616,7 +638,7 @@ static int timers(struct worker *w)
 
 	for (size_t i = 0; i < w->nslots; i++) {
 		struct wslot *s = &w->slots[i];
-		if (!s->used || s->cancelled)
+		if (!s->used || s->cancelled || s->finished)
 			continue;
 		if (s->kill_at_ns <= now)
 			slot_kill(s, "still running long after its deadline; killed");
@@ -628,23 +650,28 @@ static int timers(struct worker *w)
 
 static void loop(struct worker *w)
 {
-	struct pollfd pfd[2 + WHTTP_MAX_CONNS];
+	struct pollfd pfd[3 + WHTTP_MAX_CONNS];
 
 	while (!w->stop) {
 		int timeout = timers(w);
 		size_t n;
 
 		pfd[0] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
-		n = whttp_pollfds(&w->http, pfd + 1);
-		if (poll(pfd, n + 1, timeout) < 0) {
+		pfd[1] = (struct pollfd){ .fd = w->done[0], .events = POLLIN };
+		n = whttp_pollfds(&w->http, pfd + 2);
+		if (poll(pfd, n + 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
 			break;
 		}
+		/* Finished runs first, so that a dispatch in this batch can have
+		 * their slots. */
+		if (pfd[1].revents)
+			on_done(w);
 		if (pfd[0].revents)
 			on_signals(w);
-		whttp_handle(&w->http, pfd + 1, n);
+		whttp_handle(&w->http, pfd + 2, n);
 	}
 }
 
@@ -669,7 +696,7 @@ static void shutdown_all(struct worker *w)
 
 int worker_main(int argc, char **argv)
 {
-	struct worker w = { .http = { .lfd = -1, .fn = handle }, .sfd = -1 };
+	struct worker w = { .http = { .lfd = -1, .fn = handle }, .sfd = -1, .done = { -1, -1 } };
 	const char *listen_spec;
 	sigset_t mask;
 	int rc;
@@ -701,8 +728,9 @@ int worker_main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	w.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (w.sfd < 0) {
-		log_error("signalfd: %s", strerror(errno));
+	if (w.sfd < 0 || pipe2(w.done, O_CLOEXEC) < 0 ||
+	    fcntl(w.done[0], F_SETFL, O_NONBLOCK) < 0) {
+		log_error("signalfd/pipe: %s", strerror(errno));
 		rc = 1;
 	} else {
 		log_info("worker ready: %d run slots, work dir %s", w.jobs, w.workdir);
@@ -712,6 +740,9 @@ int worker_main(int argc, char **argv)
 	shutdown_all(&w);
 	if (w.sfd >= 0)
 		close(w.sfd);
+	for (int i = 0; i < 2; i++)
+		if (w.done[i] >= 0)
+			close(w.done[i]);
 	for (size_t i = 0; i < w.ndevices; i++)
 		free(w.devices[i]);
 	free(w.devices);

@@ -51,6 +51,8 @@ struct worker_conf {
 	const char *const *devices;	/* libavdevice names, refused after -f */
 	size_t ndevices;
 	int64_t max_input_bytes;	/* per downloaded input */
+	int done_fd;			/* a run writes its pid here after its last
+					 * report (the listener's pipe), or -1 */
 };
 
 /** True if type is one this worker runs (sleep fail checksum ffprobe ffmpeg). */
@@ -190,6 +192,10 @@ int wtype_ffprobe(struct wrun *r, struct wfail *f);
 /** The ffmpeg type: sandbox params.command, run it with progress, collect
  *  the output files. */
 int wtype_ffmpeg(struct wrun *r, struct wfail *f);
+
+/** Before the inputs are fetched: refuse a command the sandbox would refuse
+ *  (checked against the dispatch's input names). 0, or -1 with f set. */
+int wcheck_ffmpeg(struct wrun *r, struct wfail *f);
 
 /* ---- the ffmpeg sandbox (worker_sandbox.c) ------------------------------ */
 

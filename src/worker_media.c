@@ -421,23 +421,20 @@ static int collect_outputs(struct wrun *r, const struct ffcmd *c, struct wfail *
 	return 0;
 }
 
-int wtype_ffmpeg(struct wrun *r, struct wfail *f)
+/* Check params and build the sandboxed command for these input names. */
+static int ffmpeg_prepare(struct wrun *r, const char *const *inputs, size_t ninputs,
+			  struct ffcmd *c, struct wfail *f)
 {
 	const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(r->job->params, "command");
 	const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(r->job->params, "timeout");
 	struct ffsandbox sb = {
-		.inputs = (const char *const *)r->inputs,
-		.ninputs = r->ninputs,
+		.inputs = inputs,
+		.ninputs = ninputs,
 		.format_whitelist = r->conf->format_whitelist,
 		.devices = r->conf->devices,
 		.ndevices = r->conf->ndevices,
 	};
-	struct ffprogress fp = { .r = r };
-	struct ffcmd c;
-	struct wproc p = { 0 };
-	char err[300], shown[600];
-	size_t o = 0;
-	int rc;
+	char err[300];
 
 	if (!cJSON_IsString(cmd)) {
 		wfail_set(f, "VALIDATION_ERROR", "params.command (a string starting with "
@@ -449,20 +446,54 @@ int wtype_ffmpeg(struct wrun *r, struct wfail *f)
 		wfail_set(f, "VALIDATION_ERROR", "params.timeout must be 1..86400 seconds");
 		return -1;
 	}
-	if (timeout)
-		r->deadline_ns = MIN(r->deadline_ns,
-				     mono_ns() + (int64_t)(timeout->valuedouble * 1e9));
-	rc = ffcmd_build(cmd->valuestring, &sb, &c, err, sizeof(err));
-	if (rc < 0) {
+	if (ffcmd_build(cmd->valuestring, &sb, c, err, sizeof(err)) < 0) {
 		wfail_set(f, "VALIDATION_ERROR", "ffmpeg command refused: %s", err);
 		return -1;
 	}
+	return 0;
+}
+
+int wcheck_ffmpeg(struct wrun *r, struct wfail *f)
+{
+	const char *names[WORKER_MAX_INPUTS];
+	const cJSON *it;
+	struct ffcmd c;
+	size_t n = 0;
+
+	cJSON_ArrayForEach(it, r->job->inputs) {
+		if (n < WORKER_MAX_INPUTS)
+			names[n++] = it->string;
+	}
+	if (ffmpeg_prepare(r, names, n, &c, f) < 0)
+		return -1;
+	ffcmd_free(&c);
+	return 0;
+}
+
+int wtype_ffmpeg(struct wrun *r, struct wfail *f)
+{
+	const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(r->job->params, "timeout");
+	struct ffprogress fp = { .r = r };
+	struct ffcmd c;
+	struct wproc p = { 0 };
+	char shown[1200];
+	size_t o = 0;
+	int rc;
+
+	if (ffmpeg_prepare(r, (const char *const *)r->inputs, r->ninputs, &c, f) < 0)
+		return -1;
+	if (cJSON_IsNumber(timeout))
+		r->deadline_ns = MIN(r->deadline_ns,
+				     mono_ns() + (int64_t)(timeout->valuedouble * 1e9));
 	fp.duration = probe_duration(r, c.first_input);
 	if (c.limit_seconds > 0 && (fp.duration <= 0 || c.limit_seconds < fp.duration))
 		fp.duration = c.limit_seconds;
-	for (size_t i = 0; i < c.argc && o + 1 < sizeof(shown); i++)
+	/* The command as run, with the long demuxer list left out. */
+	for (size_t i = 0; i < c.argc && o + 1 < sizeof(shown); i++) {
+		bool wl = i > 0 && strcmp(c.argv[i - 1], "-format_whitelist") == 0;
 		o += (size_t)snprintf(shown + o, sizeof(shown) - o, "%s%s", i ? " " : "",
-				      c.argv[i]);
+				      wl ? "(demuxers)" : c.argv[i]);
+	}
 	wrun_log(r, "info", "ffmpeg started: %s", shown);
 	p.argv = c.argv;
 	p.deadline_ns = r->deadline_ns;

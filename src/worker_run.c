@@ -580,20 +580,25 @@ static int wtype_checksum(struct wrun *r, struct wfail *f)
 	return 0;
 }
 
-static const struct {
+/* Each type: run it, and optionally check its params before any input is
+ * fetched. */
+static const struct wtype {
 	const char *name;
-	wtype_fn run;
+	wtype_fn run, check;
 } types[] = {
-	{ "sleep", wtype_sleep },	{ "fail", wtype_fail },
-	{ "checksum", wtype_checksum }, { "ffprobe", wtype_ffprobe },
-	{ "ffmpeg", wtype_ffmpeg },	{ "raw.ffmpeg", wtype_ffmpeg },
+	{ "sleep", wtype_sleep, NULL },
+	{ "fail", wtype_fail, NULL },
+	{ "checksum", wtype_checksum, NULL },
+	{ "ffprobe", wtype_ffprobe, NULL },
+	{ "ffmpeg", wtype_ffmpeg, wcheck_ffmpeg },
+	{ "raw.ffmpeg", wtype_ffmpeg, wcheck_ffmpeg },
 };
 
-static wtype_fn type_find(const char *name)
+static const struct wtype *type_find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
 		if (strcmp(types[i].name, name) == 0)
-			return types[i].run;
+			return &types[i];
 	return NULL;
 }
 
@@ -615,10 +620,24 @@ static void run_free(struct wrun *r)
 		curl_easy_cleanup(r->report_curl);
 }
 
+/* The run has said its last word: tell the listener (its slot stops counting
+ * against --jobs now, before the exit and the reaping), clean up. */
+static int run_end(struct wrun *r, int status)
+{
+	pid_t me = getpid();
+
+	if (r->conf->done_fd >= 0 && write(r->conf->done_fd, &me, sizeof(me)) < 0) {
+		/* the listener frees the slot when it reaps us instead */
+	}
+	run_free(r);
+	return status;
+}
+
 int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 {
 	struct wrun r = { .job = job, .conf = conf };
 	struct wfail f = { 0 };
+	const struct wtype *type;
 	int64_t t0 = 0, compute_ms = 0, left_ms;
 	cJSON *o, *out, *files;
 	int rc;
@@ -628,7 +647,7 @@ int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 	r.report_curl = curl_easy_init();
 	if (!r.report_curl) {
 		log_error("job %s: curl_easy_init failed", job->id);
-		return 2;
+		return run_end(&r, 2);
 	}
 	if (mkdir(job->dir, 0700) < 0 || chdir(job->dir) < 0) {
 		wfail_set(&f, "PROVIDER_ERROR", "cannot make the work dir: %s", strerror(errno));
@@ -638,20 +657,19 @@ int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 	cJSON_AddNumberToObject(o, "progress", 0);
 	cJSON_AddStringToObject(o, "step", "preparing");
 	cJSON_AddStringToObject(o, "message", job->run_id);
-	if (report_send(&r, o, REPORT_TRIES) == -EACCES) {
-		run_free(&r);
-		return 3;
-	}
+	if (report_send(&r, o, REPORT_TRIES) == -EACCES)
+		return run_end(&r, 3);
 	if (left_ms <= 0) {
 		wfail_set(&f, "PROCESSING_TIMEOUT", "the job's deadline passed before it started");
 		goto failed;
 	}
-	if (fetch_inputs(&r, &f) < 0)
+	type = type_find(job->type);
+	if ((type->check && type->check(&r, &f) < 0) || fetch_inputs(&r, &f) < 0)
 		goto failed;
 	if (r.gone)
 		goto gone;
 	t0 = mono_ns();
-	rc = type_find(job->type)(&r, &f);
+	rc = type->run(&r, &f);
 	compute_ms = (mono_ns() - t0) / NS_PER_MS;
 	if (r.gone)
 		goto gone;
@@ -673,13 +691,10 @@ int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 	rc = report_send(&r, o, REPORT_TRIES);
 	log_info("job %s attempt %u complete in %lld ms%s", job->id, job->attempt,
 		 (long long)compute_ms, rc < 0 ? " (report not delivered)" : "");
-	run_free(&r);
-	return rc < 0 ? 2 : 0;
+	return run_end(&r, rc < 0 ? 2 : 0);
 failed:
 	rc = report_failed(&r, &f, compute_ms);
-	run_free(&r);
-	return rc < 0 ? 2 : 0;
+	return run_end(&r, rc < 0 ? 2 : 0);
 gone:
-	run_free(&r);
-	return 3;
+	return run_end(&r, 3);
 }

@@ -58,6 +58,11 @@ void api_free(struct api *api);
 /** Route and handle one request (answers now, or queues the answer). */
 void api_handle(struct api *api, struct httpd_req *req);
 
+/** Body policy for httpd: uploads (PUT /blobs/…) are streamed to files,
+ *  everything else is buffered. See httpd_body_policy. */
+int64_t api_body_decide(struct api *api, struct httpd_req *req);
+int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t n, int last);
+
 /** Commit this turn's writes; then send the queued answers (or 507/500 to
  *  all of them if the commit failed) and hand each queued message to `send`.
  *  No-op when nothing was written. Returns 0 or the commit's -errno. */

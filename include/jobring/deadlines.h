@@ -16,10 +16,12 @@
  * DL_FREE_KEEP). The db is the truth and is sorted by due, so the wheel
  * holds a prefix of it: every record with due <= `horizon` is in memory,
  * later ones may not be. An arm beyond the horizon is dropped (its record is
- * in the db); an arm that overflows `max` sheds the latest half and lowers
- * the horizon; when fewer than max/2 remain, the next deadlines_fire reads
- * the next records from the db. So MSG_TIMER_ARM is only a hint: its sender
- * must have committed the timers record (lc_apply writes it) before sending.
+ * in the db); an arm that overflows `max` sheds all but the earliest max/2
+ * and lowers the horizon to the first due shed; when fewer than max/4
+ * remain, the next deadlines_fire reads records from the db up to 3/4 max
+ * (the gaps keep shedding and loading from alternating). So MSG_TIMER_ARM
+ * is only a hint: its sender must have committed the timers record
+ * (lc_apply writes it) before sending.
  *
  * Duplicates. Entries are keyed by (kind, id, attempt): the same deadline
  * arriving from the db and from a message is armed once. A second due for
@@ -99,6 +101,7 @@ struct deadlines {
 	unsigned char purge_key[64];
 	size_t purge_klen;
 	uint64_t purge_seq;
+	uint32_t purge_fresh;		/* recent events seen in a row */
 	/* counters */
 	uint64_t fired, stale, early, dups, deferred, shed, rebases, bad;
 	uint64_t swept, purged_jobs, purged_events;
@@ -165,7 +168,10 @@ int deadlines_sweep(struct deadlines *d, struct store *s, MDB_txn *t, int64_t no
  *   - an event is deleted when at < cutoff and it names no job (balance
  *     events) or its job no longer exists. The events of a job that still
  *     exists are never touched, so `check`'s per-job event counts stay
- *     exact; a pass deletes jobs first, then their events.
+ *     exact; a pass deletes jobs first, then their events. The event scan
+ *     runs in seq order and ends at the end of the log or after
+ *     DL_SCAN_BATCH events in a row with at >= cutoff (the log is appended
+ *     in rough time order; the rest waits for the next pass).
  *  Timers records of a deleted job stay until they fire (as stale no-ops).
  *  Returns jobs + events deleted by this call or -errno (abort t). */
 int deadlines_purge(struct deadlines *d, struct store *s, MDB_txn *t, int64_t now_wall,

@@ -1,13 +1,17 @@
 /* ring.h - a lock-free single-producer single-consumer ring of fixed 128-byte
  * slots that lives in shared memory (one per directed actor pair).
  *
- * Layout (struct ring, then the slots right after it in memory):
+ * Layout (struct ring, then the slots right after it in memory), after DPDK's
+ * rte_ring: every line that one side writes sits alone in its 128-byte pair of
+ * lines, so neither false sharing nor the adjacent-line prefetcher drags the
+ * other side's line along:
  *
  *   line 0  r_slots, r_mask          written once by ring_init, then read-only
- *   line 1  k_tail, p_head_cache     written by the producer only
- *   line 2  (empty)                  keeps the two sides 128 bytes apart, so the
- *                                    adjacent-line prefetcher does not pair them
- *   line 3  k_head, c_tail_cache     written by the consumer only
+ *   line 1  (empty)
+ *   line 2  k_tail, p_head_cache     written by the producer only
+ *   line 3  (empty)
+ *   line 4  k_head, c_tail_cache     written by the consumer only
+ *   line 5  (empty)
  *   slots   r_slots * RING_SLOT_SIZE bytes at (char *)r + sizeof(struct ring)
  *
  * The ring holds no pointer: it works at any address in any process that maps
@@ -53,17 +57,17 @@ struct ring {
 	/* line 0: constant after ring_init */
 	uint32_t r_slots;		/* capacity, a power of two */
 	uint32_t r_mask;		/* r_slots - 1 */
+	_Alignas(RING_CACHELINE) char _pad0[RING_CACHELINE];
 
-	/* line 1: producer-owned */
+	/* line 2: producer-owned */
 	_Alignas(RING_CACHELINE) _Atomic uint32_t k_tail; /* next slot to fill */
 	uint32_t p_head_cache;		/* producer's last view of k_head */
+	_Alignas(RING_CACHELINE) char _pad1[RING_CACHELINE];
 
-	/* line 2: empty on purpose (see above) */
-	_Alignas(RING_CACHELINE) char _pad[RING_CACHELINE];
-
-	/* line 3: consumer-owned */
+	/* line 4: consumer-owned */
 	_Alignas(RING_CACHELINE) _Atomic uint32_t k_head; /* next slot to read */
 	uint32_t c_tail_cache;		/* consumer's last view of k_tail */
+	_Alignas(RING_CACHELINE) char _pad2[RING_CACHELINE];
 };
 
 /** Bytes needed for a ring of `slots` slots (header + slots), or 0 when slots

@@ -609,14 +609,8 @@ static void test_deny_private(void)
 		CHECK_STR(g.error, "refused: private address");
 		free(g.body);
 	}
-	/* Public addresses pass the check (whatever the network then does:
-	 * a sandbox may even answer; only the refusal matters here). */
-	static const char *allowed[] = { "http://192.0.2.1/", "http://172.32.0.1/", "http://[2001:db8::1]/" };
-	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++) {
-		fetch(c, CURLIO_GET, allowed[i], NULL, 200, 0, &g);
-		CHECK(strcmp(g.error, "refused: private address") != 0);
-		free(g.body);
-	}
+	/* Tests talk only to loopback: that public addresses pass the check is
+	 * not exercised here (it would send packets off this machine). */
 	curlio_free(c);
 }
 

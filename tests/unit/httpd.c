@@ -314,7 +314,7 @@ static void expect_error(int port, const char *req, int status, const char *code
 	cl_puts(&c, req);
 	cl_resp(&c, &r, 0);
 	CHECK_EQ(r.status, status);
-	CHECK_STR(hdr(&r, "Content-Type") ? "json" : NULL, "json");
+	CHECK(strstr(hdr(&r, "Content-Type"), "json"));
 	CHECK(strncmp(hdr(&r, "Connection"), "close", 5) == 0);
 	snprintf(want, sizeof(want), "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
 	if (strncmp(r.body, want, strlen(want)) != 0) {
@@ -664,8 +664,9 @@ static void test_detach(void)
 	struct cl c;
 	char got[256];
 	size_t n = 0;
-	unsigned before = httpd_conns(H);
 
+	while (httpd_conns(H))	/* earlier clients' closes seen */
+		pump();
 	cl_open(&c, port1);
 	cl_puts(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 		    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -673,7 +674,7 @@ static void test_detach(void)
 		    "LEFTOVER");
 	while (g_ws_fd < 0)
 		pump();
-	CHECK_EQ(httpd_conns(H), before);
+	CHECK_EQ(httpd_conns(H), 0);	/* forgotten */
 	/* leftover bytes plus whatever was still in the socket */
 	memcpy(got, g_ws_left, g_ws_left_len);
 	n = g_ws_left_len;

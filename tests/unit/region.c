@@ -177,9 +177,14 @@ static void test_reset(struct region *rg)
 			CHECK_EQ(region_ring_used(rg, (enum actor_id)i, (enum actor_id)j), fill_count(i, j));
 		}
 	}
-	/* The consumer popped one message before it died: its cached tail is
-	 * ahead of its head, which the reset must not leave behind. */
+	/* The consumer popped one message before it died, then more came: its
+	 * cached tail is behind the tail the reset moves head to, which must
+	 * not leave the ring looking like it holds ~4 billion messages. */
 	CHECK_EQ(ring_pop(region_ring(rg, ACTOR_INTAKE, victim), out, 1), 1);
+	for (unsigned k = 0; k < 2; k++) {
+		m = mk(ACTOR_INTAKE, victim, 50 + k);
+		CHECK_EQ(ring_push(region_ring(rg, ACTOR_INTAKE, victim), &m, 1), 1);
+	}
 	bell_notify(region_bell(rg, victim));	/* a pending eventfd count... */
 	bell_sleep_prepare(region_bell(rg, victim));	/* ...and asleep again */
 
