@@ -49,8 +49,9 @@ static void fact_fold(struct facts *f)
 {
 	size_t o = 0;
 
-	for (size_t i = 0; i < f->n; i++)
-		f->v[i].last_seq = f->v[i].last_seq ? f->v[i].last_seq : 0;
+	f->sorted = 1;
+	if (f->n == 0)
+		return;
 	qsort(f->v, f->n, sizeof(*f->v), fact_cmp);
 	for (size_t i = 0; i < f->n; i++) {
 		if (o > 0 && strcmp(f->v[o - 1].id, f->v[i].id) == 0) {
@@ -67,12 +68,13 @@ static void fact_fold(struct facts *f)
 		}
 	}
 	f->n = o;
-	f->sorted = 1;
 }
 
 static struct jfact *fact_find(struct facts *f, const char *id)
 {
 	struct jfact key;
+	if (f->n == 0)
+		return NULL;
 	snprintf(key.id, sizeof(key.id), "%s", id);
 	return bsearch(&key, f->v, f->n, sizeof(*f->v), fact_cmp);
 }

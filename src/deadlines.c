@@ -491,6 +491,23 @@ static int fire_one(struct deadlines *d, struct store *s, MDB_txn *t, struct dl_
 	return 0;
 }
 
+/* 1 if the timers db holds e's record (at its due and attempt), 0 if not:
+ * the db is the truth, an arm alone fires nothing. */
+static int has_record(struct store *s, MDB_txn *t, const struct dl_entry *e)
+{
+	unsigned char k[9 + DL_ID_MAX];
+	size_t n = strlen(e->id);
+	MDB_val v;
+	int r;
+
+	be64_put(k, (uint64_t)e->due_wall);
+	k[8] = e->kind;
+	memcpy(k + 9, e->id, n);
+	if ((r = store_get(s, t, DB_TIMERS, k, 9 + n, &v)) < 0)
+		return r == -ENOENT ? 0 : r;
+	return v.mv_size == 4 && be32_get(v.mv_data) == e->attempt;
+}
+
 int deadlines_fire(struct deadlines *d, struct store *s, MDB_txn *t, int64_t now_wall,
 		   uint64_t now_mono, struct dl_out *out)
 {
@@ -511,7 +528,20 @@ int deadlines_fire(struct deadlines *d, struct store *s, MDB_txn *t, int64_t now
 			d->early++;
 			continue;
 		}
-		if ((r = fire_one(d, s, t, e, now_wall, out)) < 0) {
+		if ((r = has_record(s, t, e)) == 0) {
+			/* Only an arm: the db never had it, or it fired already. */
+			if (e->also_wall) {
+				e->due_wall = e->also_wall;
+				e->also_wall = 0;
+				wheel_arm(&d->w, &e->link, to_mono(e->due_wall, now_wall, now_mono));
+				continue;
+			}
+			d->stale++;
+			entry_drop(d, e);
+			handled++;
+			continue;
+		}
+		if (r < 0 || (r = fire_one(d, s, t, e, now_wall, out)) < 0) {
 			/* The caller aborts and rebuilds; keep the rest reachable. */
 			for (; i < n; i++)
 				wheel_arm(&d->w, due[i], now_mono);

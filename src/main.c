@@ -5,6 +5,7 @@
 #include "jobring/store.h"
 #include "jobring/supervisor.h"
 #include "jobring/util.h"
+#include "jobring/worker.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ static const char usage[] =
 	"commands:\n"
 	"  serve [--config FILE] [--demo]   run the server (supervisor + actors)\n"
 	"  check DATADIR                    verify the store's invariants offline\n"
+	"  worker [--listen HOST:PORT] ...  run the reference provider (see --help)\n"
 	"  version                          print the version\n"
 	"\n"
 	"The config file is JSON (see README.md); JOBRING_CONFIG names it too.\n";
@@ -122,6 +124,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "worker") == 0)
+		return worker_main(argc - 1, argv + 1);
 	fprintf(stderr, "jobring: unknown command '%s' (try jobring --help)\n", argv[1]);
 	return 2;
 }

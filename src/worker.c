@@ -42,7 +42,7 @@
 
 struct wslot {
 	bool used, cancelled;
-	bool finished;			/* said its last word; exiting */
+	bool finished;			/* work over: reporting and exiting */
 	pid_t pid;			/* also the process group id */
 	uint32_t attempt;
 	int64_t kill_at_ns;		/* backstop: SIGKILL the group then */
@@ -233,6 +233,22 @@ static struct wslot *slot_find(struct worker *w, const char *id, uint32_t attemp
 	return NULL;
 }
 
+/* Runs whose work is over stop counting against --jobs (they only report
+ * and exit now). */
+static void on_done(struct worker *w)
+{
+	pid_t pids[64];
+	ssize_t n;
+
+	while ((n = read(w->done[0], pids, sizeof(pids))) > 0) {
+		for (size_t k = 0; k < (size_t)n / sizeof(pid_t); k++) {
+			for (size_t i = 0; i < w->nslots; i++)
+				if (w->slots[i].used && w->slots[i].pid == pids[k])
+					w->slots[i].finished = true;
+		}
+	}
+}
+
 /* In the forked child: become a process group of our own, drop the
  * listener's descriptors and signal set-up, run the job, exit. */
 static void run_child(struct worker *w, const struct worker_job *job)
@@ -288,6 +304,8 @@ static void on_dispatch(struct worker *w, struct wconn *c, const char *body, siz
 		    strcmp(o2->job_id, job.id) == 0)
 			slot_kill(o2, "superseded by a newer attempt");
 	}
+	/* A run may have finished while this request was being read. */
+	on_done(w);
 	if (running_count(w) >= (size_t)w->jobs) {
 		wconn_respond_error(c, 503, "CAPACITY", "every run slot is busy");
 		goto out;
@@ -614,21 +632,6 @@ static void on_signals(struct worker *w)
 		}
 	}
 	reap(w);
-}
-
-/* Runs that reported their outcome stop counting against --jobs. */
-static void on_done(struct worker *w)
-{
-	pid_t pids[64];
-	ssize_t n;
-
-	while ((n = read(w->done[0], pids, sizeof(pids))) > 0) {
-		for (size_t k = 0; k < (size_t)n / sizeof(pid_t); k++) {
-			for (size_t i = 0; i < w->nslots; i++)
-				if (w->slots[i].used && w->slots[i].pid == pids[k])
-					w->slots[i].finished = true;
-		}
-	}
 }
 
 /* Close expired connections, kill runs past their backstop; the next wake. */

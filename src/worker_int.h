@@ -51,8 +51,8 @@ struct worker_conf {
 	const char *const *devices;	/* libavdevice names, refused after -f */
 	size_t ndevices;
 	int64_t max_input_bytes;	/* per downloaded input */
-	int done_fd;			/* a run writes its pid here after its last
-					 * report (the listener's pipe), or -1 */
+	int done_fd;			/* a run writes its pid here when its work is
+					 * over (the listener's pipe), or -1 */
 };
 
 /** True if type is one this worker runs (sleep fail checksum ffprobe ffmpeg). */
@@ -143,6 +143,7 @@ struct wrun {
 	size_t noutputs;
 	cJSON *data;			/* output.data, or NULL for null */
 	bool gone;			/* the server disowned the run: stay quiet */
+	bool done_sent;			/* the listener was told the work is over */
 };
 
 /** A type: 0 with r->data / r->outputs set, or -1 with f filled in. */

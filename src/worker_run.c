@@ -620,15 +620,25 @@ static void run_free(struct wrun *r)
 		curl_easy_cleanup(r->report_curl);
 }
 
-/* The run has said its last word: tell the listener (its slot stops counting
- * against --jobs now, before the exit and the reaping), clean up. */
-static int run_end(struct wrun *r, int status)
+/* The work is over: tell the listener, so that the slot stops counting
+ * against --jobs before the final report goes out. Otherwise the server could
+ * dispatch the next job on reading that report and meet a 503 from a slot
+ * that is only busy exiting. */
+static void run_done(struct wrun *r)
 {
 	pid_t me = getpid();
 
-	if (r->conf->done_fd >= 0 && write(r->conf->done_fd, &me, sizeof(me)) < 0) {
+	if (r->done_sent || r->conf->done_fd < 0)
+		return;
+	r->done_sent = true;
+	if (write(r->conf->done_fd, &me, sizeof(me)) < 0) {
 		/* the listener frees the slot when it reaps us instead */
 	}
+}
+
+static int run_end(struct wrun *r, int status)
+{
+	run_done(r);
 	run_free(r);
 	return status;
 }
@@ -683,6 +693,7 @@ int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 	}
 	cJSON_AddItemToObject(out, "data", r.data ? r.data : cJSON_CreateNull());
 	r.data = NULL;
+	run_done(&r);
 	o = event_new("complete");
 	cJSON_AddNumberToObject(o, "progress", 1);
 	cJSON_AddStringToObject(o, "step", "finalizing");
@@ -693,6 +704,7 @@ int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 		 (long long)compute_ms, rc < 0 ? " (report not delivered)" : "");
 	return run_end(&r, rc < 0 ? 2 : 0);
 failed:
+	run_done(&r);
 	rc = report_failed(&r, &f, compute_ms);
 	return run_end(&r, rc < 0 ? 2 : 0);
 gone:

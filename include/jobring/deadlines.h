@@ -130,7 +130,8 @@ int deadlines_clock(struct deadlines *d, int64_t now_wall, uint64_t now_mono);
 
 /** When deadlines_fire has work: a monotonic ms lower bound of the next due
  *  (may be early, never late), 0 when it must be called now (db records to
- *  load), UINT64_MAX when there is nothing. */
+ *  load), UINT64_MAX when there is nothing. Call deadlines_clock first, or
+ *  a wall-clock jump goes unnoticed until the next fire. */
 uint64_t deadlines_next_mono(const struct deadlines *d);
 
 /** Handle up to DL_FIRE_BATCH due entries inside the write transaction t:
@@ -141,7 +142,9 @@ uint64_t deadlines_next_mono(const struct deadlines *d);
  *   TIMER_BACKOFF a MSG_JOB_WAITING to the dispatcher if the job is still
  *                 waiting at that attempt;
  *   TIMER_WEBHOOK a MSG_WEBHOOK_DUE to the notifier (job = delivery id);
- *  and in every case the record is erased. Loads db records first when the
+ *  and in every case the record is erased. An entry whose record is not in
+ *  the db (an arm with no record behind it, or one that fired already) is
+ *  dropped as stale. Loads db records first when the
  *  memory window runs low. Returns the entries handled (fired or stale) or
  *  -errno (abort t, then deadlines_rebuild). */
 int deadlines_fire(struct deadlines *d, struct store *s, MDB_txn *t, int64_t now_wall,

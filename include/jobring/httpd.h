@@ -9,9 +9,10 @@
  * an upgrade. Until then the request's pointers (method, path, headers,
  * body) stay valid; after it they are gone.
  *
- * Errors the parser finds (400/408/413/414/431/501/505) are answered by the
- * server itself in the API's error envelope and the connection is closed;
- * the handler never sees those requests.
+ * Errors the parser finds (400/408/413/414/431/501/505), policy refusals
+ * and connections over the limits (503) are answered by the server itself
+ * in the API's error envelope and the connection is closed; the handler
+ * never sees those requests.
  *
  * Ownership: httpd_init() takes the listening socket; httpd_free() closes
  * every connection. A request belongs to the server; the handler borrows it
@@ -23,9 +24,10 @@
  * waits, so a client that half-closes after sending counts as gone), the
  * connection is closed and the request marked dead, but the request object
  * and its pointers stay valid until it is answered; answering a dead request
- * just releases it. Answering twice, or a request that was not delivered,
- * is ignored. httpd_free() drops unanswered requests: never answer one
- * after it.
+ * just releases it. The request object is reused for the connection's
+ * next request, so a request must be answered exactly once (a second
+ * answer may hit the next request). httpd_free() drops unanswered
+ * requests: never answer one after it.
  *
  * Loop integration: every op's user_data is a struct loop_op inside the
  * server's objects, so the actor's loop_wait() drives it; call httpd_tick()

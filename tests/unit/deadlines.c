@@ -179,6 +179,7 @@ static int turn(struct deadlines *d, int commit)
 
 	memset(&out, 0, sizeof(out));
 	CHECK_EQ(store_begin(&st, 0, &t), 0);
+	deadlines_clock(d, W, M);
 	for (int k = 0; k < 1000 && deadlines_next_mono(d) <= M; k++)
 		CHECK(deadlines_fire(d, &st, t, W, M, &out) >= 0);
 	CHECK(deadlines_count(d) <= d->max);
@@ -247,6 +248,8 @@ static void test_timeouts(void)
 	/* the same deadlines again, as MSG_TIMER_ARM: armed once */
 	for (int i = 0; i < n; i++)
 		CHECK_EQ(deadlines_arm(&d, TIMER_EXEC, ids[i], 1, dues[i], W, M), 0);
+	CHECK_EQ(deadlines_count(&d), n);
+	CHECK_EQ(deadlines_arm(&d, TIMER_EXEC, ids[1], 1, W + 1, W, M), 1);	/* no record */
 	CHECK_EQ(deadlines_count(&d), n);
 	CHECK_EQ(deadlines_arm(&d, 9, ids[0], 1, W, W, M), -EINVAL);
 	/* every fifth job completes in time */
@@ -488,6 +491,11 @@ static void test_sweep(void)
 		stuck += i % 2 && i % 6 != 3;
 	}
 	deadlines_init(&d, 0, W, M);
+	/* An arm with no record behind it (a job without an execution limit)
+	 * fires nothing; an arm earlier than the record fires at the record. */
+	CHECK_EQ(deadlines_arm(&d, TIMER_EXEC, ids[0], 1, W - 60000, W, M), 1);
+	CHECK_EQ(turn(&d, 1), 0);
+	CHECK_EQ(d.stale, 1);
 	do {
 		struct dl_out out;
 		MDB_txn *t;

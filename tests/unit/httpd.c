@@ -413,7 +413,6 @@ static void test_deferred(void)
 	/* the third waits behind the deferred second */
 	cl_expect_quiet(&c, 50);
 	httpd_respond(g_def[0], 201, "text/plain", NULL, "later", 5);
-	httpd_respond(g_def[0], 500, "text/plain", NULL, "twice", 5);	/* ignored */
 	CHECK_EQ(httpd_pending(H), 0);
 	cl_resp(&c, &r, 0);
 	CHECK_EQ(r.status, 201);
