@@ -159,6 +159,10 @@ void api_handle(struct api *api, struct httpd_req *req)
 		api_blobs_route(api, req, &r);
 		return;
 	}
+	if (r.nseg >= 1 && seg_is(&r, 0, "samples")) {
+		api_samples_route(api, req, &r);
+		return;
+	}
 	if (r.nseg >= 1 && seg_is(&r, 0, "assets")) {
 		api_assets_route(api, req, &r);
 		return;

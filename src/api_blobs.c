@@ -304,6 +304,20 @@ void api_dl_route(struct api *api, struct httpd_req *req, struct route *r)
 	send_file(req, path, name);
 }
 
+/* GET /samples/{name}: the demo's sample media, public. */
+void api_samples_route(struct api *api, struct httpd_req *req, struct route *r)
+{
+	char name[140], path[1400];
+
+	if (!r->is_get || r->nseg != 2 || seg_copy(r, 1, name, sizeof(name)) < 0 ||
+	    !name_ok(name, strlen(name))) {
+		api_err(req, 404, "NOT_FOUND", "No such sample", NULL);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/samples/%s", api->cfg->data_dir, name);
+	send_file(req, path, name);
+}
+
 void api_blobs_route(struct api *api, struct httpd_req *req, struct route *r)
 {
 	char a[40], name[140], signed_path[600], path[1400];

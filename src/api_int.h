@@ -59,6 +59,7 @@ void api_admin_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_account_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_dl_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_blobs_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_samples_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_assets_route(struct api *api, struct httpd_req *req, struct route *r);
 
 /* A job message for the dispatcher. */

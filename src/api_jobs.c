@@ -336,8 +336,6 @@ static void submit(struct api *api, struct httpd_req *req)
 				  "params.timeout is over your plan's maxJobTimeout");
 			goto out;
 		}
-		if (cJSON_IsNumber(to) && to->valuedouble >= 1)
-			timeout_s = MIN(timeout_s, (int64_t)to->valuedouble);
 	}
 	{
 		struct org_rec o;
@@ -376,6 +374,12 @@ static void submit(struct api *api, struct httpd_req *req)
 	}
 	schema_errors_free(&errs);
 	schema_apply_defaults(type->schema, params);
+	{
+		/* a `timeout` param (with its schema default) shortens the limit */
+		const cJSON *to = cJSON_GetObjectItemCaseSensitive(params, "timeout");
+		if (cJSON_IsNumber(to) && to->valuedouble >= 1)
+			timeout_s = MIN(timeout_s, (int64_t)to->valuedouble);
+	}
 	inputs = normalise_inputs(cJSON_GetObjectItemCaseSensitive(body, "inputs"), path,
 				  sizeof(path), why, sizeof(why));
 	if (!inputs) {

@@ -52,6 +52,7 @@ struct sup {
 	struct child worker;
 	pid_t self;
 	char signing_key[80], admin_token[80];
+	char demo_key[API_KEY_MAX];
 };
 
 static int64_t mono_ms(void)
@@ -225,6 +226,80 @@ static void on_exit_child(struct sup *s, struct child *c, const char *name, int 
 	(void)s;
 }
 
+/* --demo: an org with credits (made once), a fresh API key every start (only
+ * its hash is kept, so it can be shown just now), and a sample clip. */
+static int demo_setup(struct sup *s, struct store *st)
+{
+	char org[ORG_ID_MAX] = "";
+	MDB_txn *t;
+	MDB_val v;
+	int r;
+
+	if ((r = store_begin(st, 0, &t)) < 0)
+		return r;
+	if (store_get(st, t, DB_META, "demo:org", 8, &v) == 0 && v.mv_size < sizeof(org)) {
+		memcpy(org, v.mv_data, v.mv_size);
+		org[v.mv_size] = '\0';
+	} else {
+		struct org_rec o;
+		const char *plan = config_plan(s->cfg, "pro") ? "pro" : s->cfg->plans[0].name;
+		if ((r = account_org_create(st, t, "Demo", plan, now_ms(), &o)) < 0 ||
+		    (r = account_grant(st, t, o.id, 10LL * 1000000000, now_ms(), NULL)) < 0 ||
+		    (r = store_put(st, t, DB_META, "demo:org", 8, o.id, strlen(o.id))) < 0)
+			goto fail;
+		snprintf(org, sizeof(org), "%s", o.id);
+	}
+	if ((r = account_key_create(st, t, org, "demo", 0, now_ms(), s->demo_key,
+				    sizeof(s->demo_key), NULL)) < 0)
+		goto fail;
+	if ((r = store_commit(t)) < 0)
+		return r;
+	{
+		/* a 5-second test clip, made once with FFmpeg */
+		char dir[1100], path[1200], cmd[4200];
+		snprintf(dir, sizeof(dir), "%s/samples", s->cfg->data_dir);
+		snprintf(path, sizeof(path), "%s/sample.mp4", dir);
+		mkdir(dir, 0700);
+		if (access(path, R_OK) != 0) {
+			snprintf(cmd, sizeof(cmd),
+				 "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc=duration=5:size=640x360:rate=25 "
+				 "-f lavfi -i sine=frequency=440:duration=5 -c:v libx264 -pix_fmt yuv420p "
+				 "-c:a aac -shortest '%s.tmp.mp4' && mv '%s.tmp.mp4' '%s'", path, path, path);
+			if (system(cmd) != 0)
+				log_warn("could not make the sample clip with ffmpeg (is it installed?)");
+		}
+	}
+	return 0;
+fail:
+	store_abort(t);
+	return r;
+}
+
+static void demo_banner(struct sup *s)
+{
+	const char *h = s->cfg->listen.host;
+	unsigned p = s->intake_port;
+
+	fprintf(stderr,
+		"\n"
+		"  jobring demo is running (Ctrl-C stops everything)\n"
+		"\n"
+		"    API        http://%s:%u\n"
+		"    Dashboard  http://%s:%u/dashboard\n"
+		"    API key    %s   (shown once: keep it)\n"
+		"\n"
+		"  Submit an FFmpeg job on a sample clip this server serves itself:\n"
+		"\n"
+		"    curl -s http://%s:%u/jobs -H 'Authorization: Bearer %s' \\\n"
+		"      -H 'Content-Type: application/json' -d '{\"type\":\"ffmpeg\",\n"
+		"      \"inputs\":{\"in.mp4\":\"http://%s:%u/samples/sample.mp4\"},\n"
+		"      \"params\":{\"command\":\"ffmpeg -i in.mp4 -vf scale=320:-2 out.mp4\"}}'\n"
+		"\n"
+		"  then:  curl -s http://%s:%u/jobs/JOB_ID -H 'Authorization: Bearer %s'\n"
+		"\n",
+		h, p, h, p, s->demo_key, h, p, s->demo_key, h, p, h, p, s->demo_key);
+}
+
 static int setup_store(struct sup *s)
 {
 	struct store st;
@@ -245,10 +320,12 @@ static int setup_store(struct sup *s)
 	else if ((r = store_secret(&st, "adminToken", "JOBRING_ADMIN_TOKEN", "adm_", s->admin_token,
 				   sizeof(s->admin_token))) < 0)
 		goto out;
+	if (s->opts->demo && (r = demo_setup(s, &st)) < 0)
+		goto out;
 out:
 	store_close(&st);
 	if (r < 0)
-		log_error("cannot set up secrets: %s", strerror(-r));
+		log_error("cannot set up the store: %s", strerror(-r));
 	return r;
 }
 
@@ -310,6 +387,8 @@ int supervisor_run(struct config *cfg, const struct serve_opts *opts)
 	log_info("jobring %s serving: API http://%s:%u  providers http://%s:%u  data %s",
 		 "0.1.0", cfg->listen.host, s.intake_port, cfg->provider_listen.host,
 		 s.reporter_port, cfg->data_dir);
+	if (opts->demo)
+		demo_banner(&s);
 
 	for (;;) {
 		struct signalfd_siginfo si;
