@@ -13,6 +13,7 @@
 #include "jobring/fairq.h"
 #include "jobring/lifecycle.h"
 #include "jobring/log.h"
+#include "jobring/metrics.h"
 #include "jobring/strmap.h"
 #include "jobring/util.h"
 
@@ -112,7 +113,7 @@ static void busy_add(struct disp *d, const char *org, int prov)
 	struct orginfo *o = org_info(d, org, NULL);
 	o->busy++;
 	if (prov >= 0)
-		d->prov[prov].busy++;
+		metrics_provider_busy(prov, ++d->prov[prov].busy);
 }
 
 static void busy_del(struct disp *d, const char *org, int prov)
@@ -121,7 +122,7 @@ static void busy_del(struct disp *d, const char *org, int prov)
 	if (o->busy)
 		o->busy--;
 	if (prov >= 0 && d->prov[prov].busy)
-		d->prov[prov].busy--;
+		metrics_provider_busy(prov, --d->prov[prov].busy);
 	d->capacity_changed = 1;
 }
 
@@ -506,6 +507,8 @@ static void apply_outcomes(struct disp *d)
 			send_cancel(d, o->job, o->attempt, d->prov[o->prov].cfg->id, o->run_id);
 		} else if (after[i].kind == TIMER_EXEC) {
 			active_add(d, o->job, o->org, o->prov);
+			metrics_observe_us(MH_DISPATCH, (uint64_t)MAX(0, after[i].j.dispatched_at -
+							MAX(after[i].j.created_at, after[i].j.next_try_at)) * 1000);
 			send_arm(d, TIMER_EXEC, &after[i].j, after[i].due);
 			d->dispatched++;
 		} else if (after[i].kind == TIMER_BACKOFF) {

@@ -80,6 +80,7 @@ int intake_main(struct actor *a)
 	int r;
 
 	api_init(&in.api, a->cfg, &a->store, a->signing_key, a->admin_token);
+	in.api.region = a->region;
 	if ((r = httpd_init(&in.http, &a->loop, &hc)) < 0) {
 		log_error("cannot serve HTTP: %s", strerror(-r));
 		return 1;

@@ -17,6 +17,7 @@
 #include "jobring/httpd.h"
 #include "jobring/lifecycle.h"
 #include "jobring/log.h"
+#include "jobring/metrics.h"
 #include "jobring/presign.h"
 #include "jobring/strmap.h"
 #include "jobring/util.h"
@@ -331,6 +332,8 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 		err(req, 500, "INTERNAL_ERROR", "cannot write now");
 		goto out;
 	}
+	if (j.status == JOB_COMPLETE && j.dispatched_at)
+		metrics_observe_us(MH_EXEC, (uint64_t)MAX(0, j.completed_at - j.dispatched_at) * 1000);
 	if (JOB_BIT(j.status) & JOB_TERMINAL_MASK) {
 		struct msg dm;
 		job_msg(&dm, MSG_JOB_DONE, &j);

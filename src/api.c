@@ -3,6 +3,7 @@
 #include "api_int.h"
 #include "jobring/crypto.h"
 #include "jobring/lifecycle.h"
+#include "jobring/metrics.h"
 #include "jobring/presign.h"
 #include "jobring/util.h"
 
@@ -22,6 +23,7 @@ static void err_answer(struct httpd_req *req, int status, const char *code, cons
 	struct buf b;
 	struct jw w;
 
+	metrics_api_error(code);
 	buf_init(&b);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
@@ -141,6 +143,18 @@ void api_handle(struct api *api, struct httpd_req *req)
 			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use GET", NULL);
 		else
 			health(api, req);
+		return;
+	}
+	if (r.nseg == 1 && seg_is(&r, 0, "metrics")) {
+		struct buf b;
+		if (!r.is_get) {
+			api_err(req, 405, "METHOD_NOT_ALLOWED", "Use GET", NULL);
+			return;
+		}
+		buf_init(&b);
+		metrics_render(&b, api->cfg, api->store, api->region);
+		httpd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
+		buf_free(&b);
 		return;
 	}
 	if (r.nseg >= 1 && seg_is(&r, 0, "jobs")) {
@@ -402,6 +416,7 @@ void api_wdone(struct api *api, MDB_txn *child, struct httpd_req *req, int statu
 	a = &api->pending[api->npending++];
 	a->req = req;
 	a->status = status;
+	a->submit = 0;
 	snprintf(a->extra, sizeof(a->extra), "%s", extra_headers ? extra_headers : "");
 	buf_init(&a->body);
 	wrap_data(&a->body, data_json);
@@ -451,9 +466,13 @@ int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const 
 	api->committed_ops += api->npending;
 	for (size_t i = 0; i < api->npending; i++) {
 		struct api_answer *a = &api->pending[i];
-		if (r == 0)
+		if (r == 0) {
+			if (a->submit)
+				metrics_observe_us(MH_SUBMIT,
+						   (uint64_t)(mono_ns() - a->req->started_ns) / 1000);
 			httpd_respond(a->req, a->status, JSON_TYPE, a->extra[0] ? a->extra : NULL,
 				      a->body.data, a->body.len);
+		}
 		else if (r == -ENOSPC)
 			api_err(a->req, 507, "STORAGE_FULL", "The job store is full; try again later",
 				NULL);

@@ -453,6 +453,8 @@ static void submit(struct api *api, struct httpd_req *req)
 	}
 	job_data(api, &j, &api->scratch, 0);
 	api_wdone(api, t, req, 201, &api->scratch, NULL);
+	if (api->npending && api->pending[api->npending - 1].req == req)
+		api->pending[api->npending - 1].submit = 1;
 out:
 	free(inputs_s);
 	free(params_s);

@@ -94,7 +94,7 @@ static void resize(struct deadlines *d, size_t nb)
 
 static void maybe_shrink(struct deadlines *d)
 {
-	if (d->nbucket > 64 && d->live < d->nbucket / 4)
+	while (d->nbucket > 64 && d->live < d->nbucket / 4)
 		resize(d, d->nbucket / 2);
 }
 
@@ -192,8 +192,8 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Over max: keep the earliest max/2 dues (and their ties' predecessors
- * only), drop the rest and lower the horizon to the first dropped due. */
+/* Over max: keep the entries due before the (max/2)-th smallest due, drop
+ * the rest and lower the horizon to that due (their records wait in the db). */
 static void shed(struct deadlines *d)
 {
 	uint64_t *v = xmalloc(d->live * sizeof(*v)), cut;
@@ -402,12 +402,6 @@ static int apply_nested(struct store *s, MDB_txn *t, const struct lc_move *m, st
 	return store_commit(c);
 }
 
-/* Errors that end the turn (abort, retry later); others mark one record bad. */
-static int fatal(int r)
-{
-	return r == -ENOSPC || r == -ENOMEM || r == -EIO;
-}
-
 /* Time out `id` at `attempt` (checked first, so stale records cost one
  * read). 1 applied, 0 stale, -errno fatal. */
 static int time_out(struct deadlines *d, struct store *s, MDB_txn *t, const char *id,
@@ -433,7 +427,8 @@ static int time_out(struct deadlines *d, struct store *s, MDB_txn *t, const char
 	if (r == -ESTALE)
 		return 0;
 	if (r < 0) {
-		if (fatal(r))
+		/* The store failing ends the turn; a broken record is skipped. */
+		if (r == -ENOSPC || r == -ENOMEM || r == -EIO)
 			return r;
 		d->bad++;
 		return 0;
@@ -454,13 +449,12 @@ static int fire_one(struct deadlines *d, struct store *s, MDB_txn *t, struct dl_
 		r = time_out(d, s, t, e->id, e->attempt, now_wall, NULL, out);
 		break;
 	case TIMER_BACKOFF:
-		r = job_get(s, t, e->id, &j);
-		if (r == 0 && j.status == JOB_WAITING && j.attempt == e->attempt) {
-			out_job(out, MSG_JOB_WAITING, &j, now_wall);
-			r = 1;
-		} else if (r == -ENOENT || r == -EBADMSG || r == 0) {
+		if ((r = job_get(s, t, e->id, &j)) == -ENOENT || r == -EBADMSG)
 			r = 0;
-		}
+		else if (r == 0 && j.status == JOB_WAITING && j.attempt == e->attempt)
+			r = 1;
+		if (r == 1)
+			out_job(out, MSG_JOB_WAITING, &j, now_wall);
 		break;
 	case TIMER_WEBHOOK: {
 		size_t n = strlen(e->id);
@@ -481,10 +475,8 @@ static int fire_one(struct deadlines *d, struct store *s, MDB_txn *t, struct dl_
 	}
 	if (r < 0)
 		return r;
-	if (r)
-		d->fired++;
-	else
-		d->stale++;
+	d->fired += r == 1;
+	d->stale += r == 0;
 	if ((r = timer_erase(s, t, e->due_wall, e->kind, e->id)) < 0 ||
 	    (e->also_wall && (r = timer_erase(s, t, e->also_wall, e->kind, e->id)) < 0))
 		return r;
@@ -572,9 +564,8 @@ static int scan_status(struct store *s, MDB_txn *t, const unsigned char *from, s
 {
 	MDB_cursor *c;
 	MDB_val k = { flen, (void *)from }, v;
-	int rc;
-
 	size_t seen = 0;
+	int rc;
 
 	sc->n = 0;
 	sc->ended = 0;
@@ -615,7 +606,6 @@ static void key_id(const struct scan *sc, size_t i, char *id)
 	memcpy(id, sc->key[i] + 9, n);
 	id[n] = '\0';
 }
-
 
 int deadlines_sweep(struct deadlines *d, struct store *s, MDB_txn *t, int64_t now_wall,
 		    int64_t stuck_ms, struct dl_out *out)

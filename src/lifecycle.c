@@ -8,6 +8,7 @@
  * read the variable fields again. */
 #include "jobring/lifecycle.h"
 #include "jobring/ledger.h"
+#include "jobring/metrics.h"
 #include "jobring/util.h"
 
 #include <errno.h>
@@ -133,6 +134,7 @@ int lc_create(struct store *s, MDB_txn *t, struct job *j)
 	}
 	counters_move(&org, JOB_NONE, JOB_WAITING);
 	org.job_count++;
+	metrics_job_created(j->type);
 	if (j->flags & JOB_HOLD_OPEN)
 		r = ledger_apply(s, t, &org, LEDGER_HOLD, j->id, j->hold, j->created_at);
 	else
@@ -368,5 +370,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		return r;
 	if (ret && (r = job_get(s, t, j.id, ret)) < 0)
 		return r;
+	if (to != prev && (JOB_BIT(to) & JOB_TERMINAL_MASK))
+		metrics_job_terminal(j.type, to, j.error_code);
 	return exhausted;
 }

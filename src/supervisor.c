@@ -8,6 +8,7 @@
 #include "jobring/account.h"
 #include "jobring/actor.h"
 #include "jobring/log.h"
+#include "jobring/metrics.h"
 #include "jobring/region.h"
 #include "jobring/store.h"
 #include "jobring/util.h"
@@ -45,6 +46,7 @@ struct sup {
 	struct config *cfg;
 	const struct serve_opts *opts;
 	struct region *region;
+	struct metrics *metrics;
 	int intake_fd, reporter_fd;
 	int handoff[2];
 	uint16_t intake_port, reporter_port;
@@ -144,6 +146,7 @@ static void start_actor(struct sup *s, enum actor_id id)
 		int rc;
 
 		child_setup(s, actor_name(id));
+		metrics_attach(s->metrics);
 		memset(&a, 0, sizeof(a));
 		a.id = id;
 		a.cfg = s->cfg;
@@ -362,6 +365,10 @@ int supervisor_run(struct config *cfg, const struct serve_opts *opts)
 		log_error("socketpair: %s", strerror(errno));
 		return 1;
 	}
+	if (!(s.metrics = metrics_create(cfg))) {
+		log_error("cannot map the metrics block");
+		return 1;
+	}
 	if ((r = region_create((uint32_t)cfg->ring_slots, &s.region)) < 0) {
 		log_error("cannot create the shared region: %s", strerror(-r));
 		return 1;
@@ -480,6 +487,7 @@ int supervisor_run(struct config *cfg, const struct serve_opts *opts)
 		unlink(path);
 	}
 	region_destroy(s.region);
+	metrics_destroy(s.metrics);
 	log_info("stopped");
 	return 0;
 }

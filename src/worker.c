@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -212,7 +213,8 @@ static int job_from_json(const cJSON *root, struct worker_job *j, const char **c
 		*msg = "callbackToken must be 1..512 printable characters";
 	else if (j->upload_url && !valid_http_url(j->upload_url))
 		*msg = "output.uploadUrl must be an http(s) URL";
-	else if (dl && !cJSON_IsNull(dl) && (!cJSON_IsNumber(dl) || dl->valuedouble < 0))
+	else if (dl && !cJSON_IsNull(dl) &&
+		 (!cJSON_IsNumber(dl) || dl->valuedouble < 0 || dl->valuedouble > 1e14))
 		*msg = "deadline must be Unix milliseconds";
 	else
 		*msg = NULL;
@@ -251,7 +253,7 @@ static void on_done(struct worker *w)
 
 /* In the forked child: become a process group of our own, drop the
  * listener's descriptors and signal set-up, run the job, exit. */
-static void run_child(struct worker *w, const struct worker_job *job)
+static void run_child(struct worker *w, const struct worker_job *job, pid_t parent)
 {
 	sigset_t none;
 
@@ -259,6 +261,9 @@ static void run_child(struct worker *w, const struct worker_job *job)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	setpgid(0, 0);
+	/* Runs do not outlive the worker, even when it is SIGKILLed. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(1);
 	if (dup2(w->done[1], 3) < 0)
 		w->conf.done_fd = -1;
 	else
@@ -275,7 +280,7 @@ static void on_dispatch(struct worker *w, struct wconn *c, const char *body, siz
 	const char *code, *msg;
 	char run_id[32], dir[PATH_MAX];
 	int64_t left;
-	pid_t pid;
+	pid_t pid, parent;
 
 	if (!cJSON_IsObject(root)) {
 		wconn_respond_error(c, 400, "VALIDATION_ERROR", "the body is not a JSON object");
@@ -321,6 +326,8 @@ static void on_dispatch(struct worker *w, struct wconn *c, const char *body, siz
 	id_new(run_id, sizeof(run_id), "run_", 20);
 	job.run_id = run_id;
 	job.dir = dir;
+	rm_rf(dir);	/* a stale dir from a worker that died; no slot has it */
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -328,11 +335,12 @@ static void on_dispatch(struct worker *w, struct wconn *c, const char *body, siz
 		goto out;
 	}
 	if (pid == 0)
-		run_child(w, &job);
+		run_child(w, &job, parent);
 	setpgid(pid, pid);
 	left = job.deadline_ms > 0 ? job.deadline_ms - now_ms() : WORKER_DEFAULT_RUN_MS;
+	left = MIN(MAX(left, 0), WORKER_MAX_RUN_MS);
 	*s = (struct wslot){ .used = true, .pid = pid, .attempt = job.attempt };
-	s->kill_at_ns = mono_ns() + (MAX(left, 0) + KILL_GRACE_MS) * 1000000LL;
+	s->kill_at_ns = mono_ns() + (left + KILL_GRACE_MS) * 1000000LL;
 	snprintf(s->job_id, sizeof(s->job_id), "%s", job.id);
 	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);

@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,16 +64,19 @@ static void conn_queue(struct wconn *c, const char *p, size_t n)
 
 void wconn_respond(struct wconn *c, int status, const char *json)
 {
-	char head[256];
-	size_t len = strlen(json);
+	size_t len = strlen(json), cap = len + 256;
+	char *msg = xmalloc(cap);
 	int n;
 
-	n = snprintf(head, sizeof(head),
+	/* Head and body in one send: a second small write would wait for the
+	 * peer's delayed ACK (Nagle). */
+	n = snprintf(msg, cap,
 		     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 		     "Content-Length: %zu\r\n%s\r\n",
 		     status, http_reason(status), len, c->close_after ? "Connection: close\r\n" : "");
-	conn_queue(c, head, (size_t)n);
-	conn_queue(c, json, len);
+	memcpy(msg + n, json, len);
+	conn_queue(c, msg, (size_t)n + len);
+	free(msg);
 }
 
 void wconn_respond_json(struct wconn *c, int status, cJSON *o)
@@ -96,8 +101,11 @@ void wconn_respond_error(struct wconn *c, int status, const char *code, const ch
 
 static void conn_fail(struct wconn *c, int err)
 {
+	int status = http_error_status(err);
+
 	c->close_after = true;
-	wconn_respond_error(c, http_error_status(err), "BAD_REQUEST", http_error_reason(err));
+	wconn_respond_error(c, status, status == 413 ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
+			    http_error_reason(err));
 }
 
 /* Handle every complete request in c->in, while nothing waits to be sent. */
@@ -239,11 +247,12 @@ static bool conn_flush(struct wconn *c)
 static void accept_all(struct whttp *h)
 {
 	while (h->nconns < WHTTP_MAX_CONNS) {
-		int fd = accept4(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 		struct wconn *c;
 
 		if (fd < 0)
 			return;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = xcalloc(1, sizeof(*c));
 		c->fd = fd;
 		c->deadline_ns = mono_ns() + IDLE_NS;

@@ -29,6 +29,7 @@
 #define WORKER_MAX_OUTPUTS 256
 #define WORKER_URL_MAX 8192
 #define WORKER_DEFAULT_RUN_MS (3600 * 1000)	/* a dispatch without a deadline */
+#define WORKER_MAX_RUN_MS (24LL * 3600 * 1000)	/* cap on any run */
 
 /** One accepted dispatch as its run child sees it (validated by worker.c). */
 struct worker_job {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -65,6 +66,8 @@ static void exec_child(struct wproc *p, int out_w, int err_w)
 	    dup2(err_w, STDERR_FILENO) < 0)
 		_exit(127);
 	close_range(3, ~0U, 0);
+	/* The program dies with its run (the run's group is also killed). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&none);

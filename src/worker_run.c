@@ -653,7 +653,7 @@ int worker_run(const struct worker_job *job, const struct worker_conf *conf)
 	int rc;
 
 	left_ms = job->deadline_ms > 0 ? job->deadline_ms - now_ms() : WORKER_DEFAULT_RUN_MS;
-	r.deadline_ns = mono_ns() + MIN(left_ms, (int64_t)24 * 3600 * 1000) * NS_PER_MS;
+	r.deadline_ns = mono_ns() + MIN(left_ms, (int64_t)WORKER_MAX_RUN_MS) * NS_PER_MS;
 	r.report_curl = curl_easy_init();
 	if (!r.report_curl) {
 		log_error("job %s: curl_easy_init failed", job->id);

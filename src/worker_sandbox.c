@@ -100,6 +100,15 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
+/* File names compare exactly: the file system is case-sensitive. */
+static bool in_names(const char *s, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static void errf(char *err, size_t errsz, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -474,11 +483,11 @@ static int check_command(char **tok, size_t n, const struct ffsandbox *sb, struc
 				     "digits, '.', '_', '-', '+')", t);
 				return -EINVAL;
 			}
-			if (in_list(t, sb->inputs, sb->ninputs)) {
+			if (in_names(t, sb->inputs, sb->ninputs)) {
 				errf(err, errsz, "output '%.80s' would overwrite an input", t);
 				return -EINVAL;
 			}
-			if (in_list(t, (const char *const *)c->outputs, c->noutputs)) {
+			if (in_names(t, (const char *const *)c->outputs, c->noutputs)) {
 				errf(err, errsz, "output '%.80s' is named twice", t);
 				return -EINVAL;
 			}
@@ -510,7 +519,7 @@ static int check_command(char **tok, size_t n, const struct ffsandbox *sb, struc
 				errf(err, errsz, "write inputs as -i NAME");
 				return -EINVAL;
 			}
-			if (!in_list(tok[i + 1], sb->inputs, sb->ninputs) ||
+			if (!in_names(tok[i + 1], sb->inputs, sb->ninputs) ||
 			    !worker_bare_name(tok[i + 1], false)) {
 				errf(err, errsz, "input '%.80s' is not one of the job's inputs "
 				     "(use -i with an input's name)", tok[i + 1]);

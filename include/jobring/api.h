@@ -24,6 +24,7 @@
 struct api_answer {
 	struct httpd_req *req;
 	int status;
+	int submit;		/* a POST /jobs answer: timed into the submit histogram */
 	char extra[96];
 	struct buf body;
 };
@@ -38,6 +39,7 @@ struct ratebucket;
 struct api {
 	const struct config *cfg;
 	struct store *store;
+	struct region *region;		/* for /metrics (ring occupancy); may be NULL */
 	const char *signing_key;
 	const char *admin_token;
 	MDB_txn *wtxn;			/* this turn's write txn, or NULL */

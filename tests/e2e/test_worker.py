@@ -287,6 +287,12 @@ def main():
     status, _ = w.request("GET", "/nope", sign=False)
     check("an unknown route is 404", status == 404, status)
 
+    s = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+    s.sendall(b"POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+    reply = s.recv(4096)
+    s.close()
+    check("a body over the limit is 413", reply.startswith(b"HTTP/1.1 413 "), reply[:60])
+
     # fail
     status, _, evs = run_job(w, "job_fail", "fail", {"code": "MY_CODE", "message": "as asked"})
     err = last(evs).get("error", {})
@@ -440,6 +446,17 @@ def main():
     time.sleep(1.5)
     check("no complete or failed report after the cancel",
           not terminal(events.get("job_long", [])), events.get("job_long"))
+    # a newer attempt of a job supersedes the run of an older one
+    w.request("POST", "/dispatch", dispatch_body("job_sup", "sleep", {"seconds": 60}, attempt=1))
+    wait_events("job_sup", lambda e: len(e) > 0)
+    pid1 = w.run_pid("job_sup")
+    status, _ = w.request("POST", "/dispatch",
+                          dispatch_body("job_sup", "sleep", {"seconds": 0}, attempt=2))
+    evs = wait_events("job_sup", terminal)
+    check("attempt 2 of a job kills the run of attempt 1 and completes",
+          status == 202 and pid1 is not None and gone(pid1)
+          and [e.get("attempt") for _, e in evs if e.get("event") in ("complete", "failed")]
+          == [2], (status, pid1, evs))
     rc = w.stop()
     check("SIGTERM stops the worker with status 0", rc == 0, rc)
 
@@ -460,8 +477,17 @@ def main():
     check("the default work dir is removed at exit", os.listdir(tmpdir) == [],
           os.listdir(tmpdir))
 
+    # a worker killed outright takes its runs with it
+    w2 = Worker(2, workdir=os.path.join(TMP, "work2"))
+    w2.request("POST", "/dispatch", dispatch_body("job_orphan", "sleep", {"seconds": 60}))
+    wait_events("job_orphan", lambda e: len(e) > 0)
+    pid = w2.run_pid("job_orphan")
+    w2.proc.kill()
+    w2.proc.wait()
+    check("SIGKILL of the worker kills its runs too", pid is not None and gone(pid), pid)
+
     if failures or os.environ.get("JOBRING_TEST_VERBOSE"):
-        sys.stderr.write("--- worker log ---\n" + "".join(w.lines + w1.lines))
+        sys.stderr.write("--- worker log ---\n" + "".join(w.lines + w1.lines + w2.lines))
     if failures:
         print("%d check(s) failed: %s" % (len(failures), ", ".join(failures)))
         return 1
