@@ -41,7 +41,7 @@ static int cmd_serve(int argc, char **argv)
 {
 	struct config cfg;
 	struct serve_opts opts = { 0 };
-	const char *path = NULL, *data = NULL;
+	const char *path = NULL, *data = NULL, *logfmt = NULL;
 	static char self[4096];
 	int rc;
 
@@ -50,10 +50,17 @@ static int cmd_serve(int argc, char **argv)
 			path = argv[++i];
 		} else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
 			data = argv[++i];
+		} else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc) {
+			const char *f = argv[++i];
+			if (strcmp(f, "json") && strcmp(f, "plain")) {
+				fprintf(stderr, "jobring serve: --log-format is plain or json\n");
+				return 2;
+			}
+			logfmt = f;
 		} else if (strcmp(argv[i], "--demo") == 0) {
 			opts.demo = 1;
 		} else if (strcmp(argv[i], "--help") == 0) {
-			printf("usage: jobring serve [--config FILE] [--data DIR] [--demo]\n");
+			printf("usage: jobring serve [--config FILE] [--data DIR] [--demo] [--log-format plain|json]\n");
 			return 0;
 		} else {
 			fprintf(stderr, "jobring serve: unknown option '%s' (try --help)\n", argv[i]);
@@ -62,6 +69,8 @@ static int cmd_serve(int argc, char **argv)
 	}
 	if (load_config(&cfg, path) < 0)
 		return 2;
+	if (logfmt)
+		cfg.log_format = strcmp(logfmt, "json") == 0 ? LOGFMT_JSON : LOGFMT_PLAIN;
 	if (data) {
 		free(cfg.data_dir);
 		cfg.data_dir = xstrdup(data);

@@ -52,6 +52,15 @@ with Server(health=False) as s:
     rc, out = s.check_store()
     check(rc == 0, "jobring check passes on the data dir: " + out.strip())
 
+with Server(health=False, args=["--log-format", "json"]) as s:
+    time.sleep(0.3)
+    s.stop()
+    lines = [l for l in s.logtext().splitlines() if l.strip()]
+    recs = [json.loads(l) for l in lines]
+    check(len(recs) > 5 and {r["actor"] for r in recs} >= set(ACTORS) | {"supervisor"}
+          and all({"ts", "actor", "pid", "level", "msg"} <= set(r) for r in recs),
+          "--log-format json: every line is a JSON object naming its actor")
+
 # Bad configs: one line naming the key, exit 2.
 cases = [
     ({"dispatch": {"maxAttempts": "three"}}, "dispatch.maxAttempts"),
