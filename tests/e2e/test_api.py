@@ -1,6 +1,8 @@
 """Intake: every client endpoint over real sockets, the gate and its order,
 idempotency, org isolation, pagination and filters, bad input."""
 import json
+import os
+import re
 import socket
 import subprocess
 import time
@@ -241,6 +243,23 @@ with Server(CFG) as s:
                         f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
                         "-d", '{"type":"sleep","params":{"seconds":0.1}}'], capture_output=True, text=True)
     check(r.returncode == 0 and json.loads(r.stdout)["data"]["status"] == "waiting", "curl can submit a job")
+
+    # wrk works (a short keep-alive run; numbers belong to scripts/bench-wrk)
+    import shutil
+    import tempfile
+    if shutil.which("wrk"):
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write('wrk.method = "POST"\nwrk.body = \'{"type":"sleep","params":{"seconds":0}}\'\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n'
+                      f'wrk.headers["Authorization"] = "Bearer {key2}"\n')
+        r = subprocess.run(["wrk", "-t1", "-c4", "-d1s", "-s", lua.name, f"http://127.0.0.1:{s.port}/jobs"],
+                           capture_output=True, text=True, timeout=30)
+        os.unlink(lua.name)
+        reqs = re.search(r"(\d+) requests in", r.stdout)
+        check(r.returncode == 0 and reqs and int(reqs.group(1)) > 0 and "Non-2xx" not in r.stdout
+              and "Socket errors" not in r.stdout, f"wrk works: {reqs.group(1) if reqs else '?'} submits in 1s, all 2xx")
+    else:
+        print("skip: wrk is not installed")
 
     # admin API
     check(s.request("POST", "/admin/orgs", {"name": "x"}, token="wrong")[0] == 401, "admin with a bad token → 401")
