@@ -28,6 +28,10 @@ static int fail(struct cctx *c, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->err + n, c->errsz - (size_t)n, fmt, ap);
 	va_end(ap);
+	/* one printable line, whatever bytes the key held */
+	for (char *p = c->err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -EINVAL;
 }
 

@@ -81,6 +81,7 @@ int main(void)
 	bad("{\"adminToken\":\"short\"}", "adminToken");
 	bad("{\"listen\": ", "not valid JSON");
 	bad("[1,2]", "top level");
+	bad("{\"ab\\ncd\":1}", "ab?cd");	/* found by fuzz_config: stays one line */
 	printf("config: ok\n");
 	return T_PASS;
 }
