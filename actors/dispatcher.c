@@ -557,6 +557,37 @@ static void on_msg(struct actor *a, enum actor_id from, const struct msg *m)
 	}
 }
 
+/* Capacity is freed by MSG_JOB_DONE / MSG_JOB_CANCEL; a message can be lost
+ * when its producer is killed between its commit and its ring push. Every
+ * few seconds, drop active jobs that LMDB says have finished. */
+static void reconcile(struct disp *d)
+{
+	static int64_t last;
+	int64_t now = mono_ns();
+	char (*gone)[STRMAP_KEY_MAX] = NULL;
+	size_t ngone = 0, pos = 0;
+	struct strmap_slot *sl;
+	MDB_txn *t;
+
+	if (now - last < 5LL * 1000000000 || !d->active.n)
+		return;
+	last = now;
+	if (store_begin(&d->a->store, 1, &t) < 0)
+		return;
+	gone = xmalloc(d->active.n * sizeof(*gone));
+	while ((sl = strmap_next(&d->active, &pos))) {
+		struct job j;
+		if (job_get(&d->a->store, t, sl->key, &j) < 0 || !(JOB_BIT(j.status) & JOB_ACTIVE_MASK))
+			memcpy(gone[ngone++], sl->key, STRMAP_KEY_MAX);
+	}
+	store_abort(t);
+	for (size_t i = 0; i < ngone; i++)
+		active_del(d, gone[i]);
+	if (ngone)
+		log_info("reconciled %zu finished job(s) whose message was lost", ngone);
+	free(gone);
+}
+
 static int64_t next_wait_ms(struct disp *d)
 {
 	int64_t now = mono_ns(), dl = curlio_next_deadline_ns(d->curl), ms = 1000;
@@ -610,6 +641,7 @@ int dispatcher_main(struct actor *a)
 			}
 		if (wasunhealthy)
 			d.capacity_changed = 1;
+		reconcile(&d);
 		dispatch_some(&d);
 		actor_wait(a, next_wait_ms(&d));
 		curlio_tick(d.curl, mono_ns());

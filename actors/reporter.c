@@ -19,6 +19,7 @@
 #include "jobring/log.h"
 #include "jobring/metrics.h"
 #include "jobring/presign.h"
+#include "jobring/report.h"
 #include "jobring/strmap.h"
 #include "jobring/util.h"
 
@@ -31,7 +32,6 @@
 
 #define PROGRESS_WRITE_MS 250
 #define MAX_LOGS_PER_JOB 2000
-#define MAX_OUTPUT_BYTES (256 * 1024)
 
 struct answer {
 	struct httpd_req *req;
@@ -90,48 +90,11 @@ static void job_msg(struct msg *m, int kind, const struct job *j)
 	memcpy(m->provider, j->provider, sizeof(m->provider));
 }
 
-static int code_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 40)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
-			return 0;
-	return 1;
-}
 
-/* output = {files: [{path, size, type}], data}; paths are bare file names. */
-static int output_ok(const cJSON *o)
-{
-	const cJSON *files, *f;
 
-	if (!o)
-		return 1;
-	if (!cJSON_IsObject(o))
-		return 0;
-	files = cJSON_GetObjectItemCaseSensitive(o, "files");
-	if (files && !cJSON_IsArray(files))
-		return 0;
-	if (cJSON_GetArraySize(files) > 100)
-		return 0;
-	cJSON_ArrayForEach(f, files) {
-		const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
-		if (!cJSON_IsString(p) || !*p->valuestring || strlen(p->valuestring) > 200 ||
-		    strchr(p->valuestring, '/') || p->valuestring[0] == '.')
-			return 0;
-	}
-	return 1;
-}
-
-static int append_log(struct rep *r, MDB_txn *t, struct job *j, const cJSON *body)
+static int append_log(struct rep *r, MDB_txn *t, struct job *j, const struct report *rp)
 {
-	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
-	const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(body, "level");
-	const cJSON *step = cJSON_GetObjectItemCaseSensitive(body, "step");
-	const char *level = cJSON_IsString(lvl) && (!strcmp(lvl->valuestring, "info") ||
-		!strcmp(lvl->valuestring, "warn") || !strcmp(lvl->valuestring, "error") ||
-		!strcmp(lvl->valuestring, "debug")) ? lvl->valuestring : "info";
+	const char *level = rp->level ? rp->level : "info";
 	unsigned char key[48];
 	size_t kn = strlen(j->id);
 	struct buf b;
@@ -146,13 +109,9 @@ static int append_log(struct rep *r, MDB_txn *t, struct job *j, const cJSON *bod
 	jw_kv_int(&w, "timestamp", now_ms());
 	jw_kv_str(&w, "level", level);
 	jw_kv_str(&w, "event", "detail");
-	jw_key(&w, "message");
-	if (cJSON_IsString(msg))
-		jw_strn(&w, msg->valuestring, MIN(strlen(msg->valuestring), 4096));
-	else
-		jw_str(&w, "");
-	if (cJSON_IsString(step))
-		jw_kv_str(&w, "step", step->valuestring);
+	jw_kv_str(&w, "message", rp->message ? rp->message : "");
+	if (rp->step)
+		jw_kv_str(&w, "step", rp->step);
 	jw_kv_uint(&w, "attempt", j->attempt);
 	jw_obj_end(&w);
 	memcpy(key, j->id, kn);
@@ -169,9 +128,9 @@ static int append_log(struct rep *r, MDB_txn *t, struct job *j, const cJSON *bod
 
 static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 {
-	cJSON *body = NULL;
-	const cJSON *ev, *att, *o;
-	char token[128], *output = NULL;
+	struct report rp;
+	const char *why;
+	char token[128];
 	size_t tl;
 	const char *auth = httpd_header(req, "Authorization", &tl);
 	struct job j;
@@ -180,19 +139,11 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 	uint32_t attempt;
 	int rc;
 
-	if (!req->body || !utf8_valid(req->body, req->body_len) ||
-	    !(body = cJSON_ParseWithLength(req->body, req->body_len)) || !cJSON_IsObject(body)) {
-		err(req, 400, "VALIDATION_ERROR", "the body must be a JSON object");
-		goto out;
+	if (report_parse(req->body, req->body_len, &rp, &why) < 0) {
+		err(req, 400, "VALIDATION_ERROR", why);
+		return;
 	}
-	ev = cJSON_GetObjectItemCaseSensitive(body, "event");
-	att = cJSON_GetObjectItemCaseSensitive(body, "attempt");
-	if (!cJSON_IsString(ev) || !cJSON_IsNumber(att) || att->valuedouble < 1 ||
-	    att->valuedouble > 1e9 || att->valuedouble != floor(att->valuedouble)) {
-		err(req, 400, "VALIDATION_ERROR", "event (string) and attempt (integer >= 1) are required");
-		goto out;
-	}
-	attempt = (uint32_t)att->valuedouble;
+	attempt = rp.attempt;
 	if (!auth || tl < 8 || strncasecmp(auth, "Bearer ", 7) || tl - 7 >= sizeof(token)) {
 		err(req, 401, "UNAUTHORIZED", "a Bearer callback token is required");
 		goto out;
@@ -208,51 +159,30 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 	m.job_id = job_id;
 	m.attempt = attempt;
 	m.at = now_ms();
-	if (!strcmp(ev->valuestring, "running")) {
+	switch (rp.event) {
+	case REPORT_RUNNING:
 		m.op = LC_RUNNING;
-	} else if (!strcmp(ev->valuestring, "progress")) {
-		const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "progress");
-		const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "step");
-		double v = cJSON_IsNumber(p) ? p->valuedouble : 0;
+		break;
+	case REPORT_PROGRESS:
 		m.op = LC_PROGRESS;
-		m.progress = (uint32_t)(v <= 0 ? 0 : v >= 1 ? 1000000 : v * 1e6);
-		m.step = cJSON_IsString(s) && strlen(s->valuestring) <= 128 ? s->valuestring : NULL;
-	} else if (!strcmp(ev->valuestring, "complete")) {
-		const cJSON *cm = cJSON_GetObjectItemCaseSensitive(body, "computeMs");
-		o = cJSON_GetObjectItemCaseSensitive(body, "output");
-		if (!output_ok(o)) {
-			err(req, 400, "VALIDATION_ERROR", "output.files[] need bare file names in path");
-			goto out;
-		}
-		output = o ? cJSON_PrintUnformatted(o) : NULL;
-		if (output && strlen(output) > MAX_OUTPUT_BYTES) {
-			err(req, 400, "VALIDATION_ERROR", "output is too large");
-			goto out;
-		}
+		m.progress = rp.progress;
+		m.step = rp.step;
+		break;
+	case REPORT_COMPLETE:
 		m.op = LC_COMPLETE;
-		m.output = output;
-		m.compute_ms = cJSON_IsNumber(cm) && cm->valuedouble > 0 ? (int64_t)cm->valuedouble : 0;
-	} else if (!strcmp(ev->valuestring, "failed")) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(body, "error");
-		const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
-		const cJSON *det = cJSON_GetObjectItemCaseSensitive(e, "detail");
-		const cJSON *cm = cJSON_GetObjectItemCaseSensitive(body, "computeMs");
+		m.output = rp.output;
+		m.compute_ms = rp.compute_ms;
+		break;
+	case REPORT_FAILED:
 		m.op = LC_FAILED;
-		m.error_code = cJSON_IsString(c) && code_ok(c->valuestring) ? c->valuestring
-									    : "PROVIDER_ERROR";
-		if (cJSON_IsString(msg) && strlen(msg->valuestring) > 1000)
-			msg->valuestring[1000] = '\0';
-		if (cJSON_IsString(det) && strlen(det->valuestring) > 4096)
-			det->valuestring[4096] = '\0';
-		m.error_message = cJSON_IsString(msg) ? msg->valuestring : NULL;
-		m.error_detail = cJSON_IsString(det) ? det->valuestring : NULL;
-		m.compute_ms = cJSON_IsNumber(cm) && cm->valuedouble > 0 ? (int64_t)cm->valuedouble : 0;
-	} else if (!strcmp(ev->valuestring, "log")) {
+		m.error_code = rp.code;
+		m.error_message = rp.message;
+		m.error_detail = rp.detail;
+		m.compute_ms = rp.compute_ms;
+		break;
+	case REPORT_LOG:
 		m.op = 0;
-	} else {
-		err(req, 400, "VALIDATION_ERROR", "event must be running, progress, complete, failed or log");
-		goto out;
+		break;
 	}
 
 	if (!r->wtxn && (rc = store_begin(&r->a->store, 0, &r->wtxn)) < 0) {
@@ -292,7 +222,7 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 			queue_answer(r, req, 1);
 			goto out;
 		}
-		rc = append_log(r, t, &j, body);
+		rc = append_log(r, t, &j, &rp);
 	} else {
 		if (m.op == LC_PROGRESS && j.status == JOB_RUNNING && j.attempt == attempt) {
 			intptr_t last = (intptr_t)strmap_get(&r->last_progress, job_id);
@@ -343,8 +273,7 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 	r->applied++;
 	queue_answer(r, req, 0);
 out:
-	free(output);
-	cJSON_Delete(body);
+	report_free(&rp);
 }
 
 static void on_request(struct httpd *h, struct httpd_req *req, void *arg)

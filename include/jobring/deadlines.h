@@ -14,12 +14,12 @@
  *
  * Memory. At most `max` entries are in memory (plus the free list, at most
  * DL_FREE_KEEP). The db is the truth and is sorted by due, so the wheel
- * holds a prefix of it: every record with due <= `horizon` is in memory,
+ * holds a prefix of it: every record due before `horizon` is in memory,
  * later ones may not be. An arm beyond the horizon is dropped (its record is
  * in the db); an arm that overflows `max` sheds all but the earliest max/2
  * and lowers the horizon to the first due shed; when fewer than max/4
  * remain, the next deadlines_fire reads records from the db up to 3/4 max
- * (the gaps keep shedding and loading from alternating). So MSG_TIMER_ARM
+ * (the gaps between the marks keep shedding and loading from alternating). So MSG_TIMER_ARM
  * is only a hint: its sender must have committed the timers record
  * (lc_apply writes it) before sending.
  *
@@ -89,7 +89,7 @@ struct deadlines {
 	size_t nbucket, live, max;
 	struct dl_entry *free;		/* free list (nfree <= DL_FREE_KEEP) */
 	size_t nfree;
-	uint64_t horizon;		/* db order (uint64 due); UINT64_MAX: all in memory */
+	uint64_t horizon;		/* records due before it are in memory; UINT64_MAX: all */
 	int64_t skew;			/* now_wall - now_mono at the last conversion */
 	/* stuck sweep pass: status being scanned (0 = idle) and next key */
 	int sweep_status;

