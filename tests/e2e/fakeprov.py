@@ -99,10 +99,16 @@ class FakeProvider:
     def report(self, body, event, attempt=None, **extra):
         msg = {"event": event, "attempt": attempt if attempt is not None else body["attempt"]}
         msg.update(extra)
-        try:
-            st, ans = post(body["callbackUrl"], msg, token=body["callbackToken"])
-        except OSError as e:
-            st, ans = 0, str(e)
+        # like the reference worker: retry while the reporter is unreachable
+        # or answers 5xx (it may be restarting after a kill -9)
+        for i in range(20):
+            try:
+                st, ans = post(body["callbackUrl"], msg, token=body["callbackToken"])
+            except OSError as e:
+                st, ans = 0, str(e)
+            if st and st < 500:
+                break
+            time.sleep(0.1 * min(i + 1, 5))
         with self.lock:
             self.reports.append((body["jobId"], event, msg["attempt"], st, ans))
         return st, ans
