@@ -81,6 +81,8 @@ int intake_main(struct actor *a)
 
 	api_init(&in.api, a->cfg, &a->store, a->signing_key, a->admin_token);
 	in.api.region = a->region;
+	in.api.loop = &a->loop;
+	in.api.handoff_fd = a->handoff_fd;
 	if ((r = httpd_init(&in.http, &a->loop, &hc)) < 0) {
 		log_error("cannot serve HTTP: %s", strerror(-r));
 		return 1;
@@ -95,11 +97,15 @@ int intake_main(struct actor *a)
 	}
 	/* Drain: no new connections; finish what was asked, then go. */
 	httpd_stop_accepting(in.http);
-	for (int64_t end = mono_ns() + 2000000000LL; httpd_pending(in.http) && mono_ns() < end;) {
+	for (int64_t end = mono_ns() + 2000000000LL;
+	     (httpd_pending(in.http) || api_unsynced(&in.api)) && mono_ns() < end;) {
 		actor_wait(a, 10);
 		api_commit(&in.api, send_msg, a);
 	}
 	api_commit(&in.api, send_msg, a);
+	/* batches still waiting for their fdatasync name requests httpd owns */
+	for (int64_t end = mono_ns() + 30000000000LL; api_unsynced(&in.api) && mono_ns() < end;)
+		actor_wait(a, 10);
 	actor_flush(a);
 	httpd_free(in.http);
 	api_free(&in.api);

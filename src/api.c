@@ -209,8 +209,15 @@ static const char *bearer(struct httpd_req *req, size_t *n)
 
 int api_auth(struct api *api, struct httpd_req *req, MDB_txn *t, struct auth *a)
 {
-	size_t n;
+	size_t n = 0;
 	const char *tok = bearer(req, &n);
+
+	return api_auth_token(api, req, t, tok, n, a);
+}
+
+int api_auth_token(struct api *api, struct httpd_req *req, MDB_txn *t, const char *tok, size_t n,
+		   struct auth *a)
+{
 	int r;
 
 	if (!tok || (r = account_key_lookup(api->store, t, tok, n, &a->key)) < 0 ||
@@ -376,6 +383,7 @@ void api_init(struct api *api, const struct config *cfg, struct store *store,
 	api->store = store;
 	api->signing_key = signing_key;
 	api->admin_token = admin_token;
+	api->handoff_fd = -1;
 	buf_init(&api->scratch);
 }
 
@@ -451,12 +459,92 @@ void api_post(struct api *api, enum actor_id to, const struct msg *m)
 	api->nmsgs++;
 }
 
+/* Answer (and release the messages of) a committed batch. */
+static void answer_all(struct api *api, struct api_answer *ans, size_t n, struct api_out_msg *msgs,
+		       size_t nmsgs, uint64_t seq, int r)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct api_answer *a = &ans[i];
+		if (r == 0) {
+			if (a->submit)
+				metrics_observe_us(MH_SUBMIT,
+						   (uint64_t)(mono_ns() - a->req->started_ns) / 1000);
+			httpd_respond(a->req, a->status, JSON_TYPE, a->extra[0] ? a->extra : NULL,
+				      a->body.data, a->body.len);
+		} else if (r == -ENOSPC) {
+			api_err(a->req, 507, "STORAGE_FULL", "The job store is full; try again later",
+				NULL);
+		} else {
+			api_err(a->req, 500, "INTERNAL_ERROR", "The commit failed", NULL);
+		}
+		buf_free(&a->body);
+	}
+	if (r == 0 || r == -EIO) {
+		/* committed (even if the fsync failed, the jobs exist): tell the others */
+		struct msg ev = { .kind = MSG_EVENTS, .seq = seq, .at = now_ms() };
+		for (size_t i = 0; i < nmsgs; i++)
+			api->send(api->send_ctx, msgs[i].to, &msgs[i].m);
+		api->send(api->send_ctx, ACTOR_NOTIFIER, &ev);
+	}
+}
+
+/* A batch committed with the meta fsync deferred, waiting for its fdatasync. */
+struct api_batch {
+	struct loop_op op;
+	struct api *api;
+	struct api_answer *ans;
+	size_t nans;
+	struct api_out_msg *msgs;
+	size_t nmsgs;
+	uint64_t seq;
+	int done, res;
+	int cqe;		/* its own fdatasync has completed */
+	int answered;		/* answered via a later batch's fdatasync; waiting for its CQE */
+	struct api_batch *next;
+};
+
+static void batch_synced(struct loop_op *op, int res, unsigned flags)
+{
+	struct api_batch *b = (struct api_batch *)op, *x;
+	struct api *api = b->api;
+	(void)flags;
+
+	b->cqe = 1;
+	if (b->answered) {	/* a later fdatasync already covered it */
+		free(b);
+		return;
+	}
+	/* An fdatasync makes every earlier commit durable too. */
+	for (x = api->bhead; x; x = x->next) {
+		x->done = 1;
+		x->res = res < 0 ? -EIO : 0;
+		if (x == b)
+			break;
+	}
+	while ((x = api->bhead) && x->done) {
+		api->bhead = x->next;
+		if (!api->bhead)
+			api->btail = NULL;
+		api->nbatches--;
+		answer_all(api, x->ans, x->nans, x->msgs, x->nmsgs, x->seq, x->res);
+		free(x->ans);
+		free(x->msgs);
+		/* the kernel still names x until its own CQE: free it then */
+		if (x->cqe)
+			free(x);
+		else
+			x->answered = 1;
+	}
+}
+
 int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const struct msg *m),
 	       void *ctx)
 {
 	uint64_t seq = 0;
 	int r = 0;
 
+	api->send = send;
+	api->send_ctx = ctx;
 	if (!api->wtxn)
 		return 0;
 	store_peek_seq(api->store, api->wtxn, "event", &seq);
@@ -464,29 +552,34 @@ int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const 
 	api->wtxn = NULL;
 	api->commits++;
 	api->committed_ops += api->npending;
-	for (size_t i = 0; i < api->npending; i++) {
-		struct api_answer *a = &api->pending[i];
-		if (r == 0) {
-			if (a->submit)
-				metrics_observe_us(MH_SUBMIT,
-						   (uint64_t)(mono_ns() - a->req->started_ns) / 1000);
-			httpd_respond(a->req, a->status, JSON_TYPE, a->extra[0] ? a->extra : NULL,
-				      a->body.data, a->body.len);
-		}
-		else if (r == -ENOSPC)
-			api_err(a->req, 507, "STORAGE_FULL", "The job store is full; try again later",
-				NULL);
+	if (r == 0 && api->store->sync_full == STORE_SYNC_DEFERRED && api->loop) {
+		/* Group commit, pipelined: the answers wait for the fdatasync while
+		 * the next batch is already being processed. */
+		struct api_batch *b = xcalloc(1, sizeof(*b));
+		struct io_uring_sqe *sqe;
+		b->op.cb = batch_synced;
+		b->api = api;
+		b->ans = api->pending;
+		b->nans = api->npending;
+		b->msgs = api->msgs;
+		b->nmsgs = api->nmsgs;
+		b->seq = seq;
+		api->pending = NULL;
+		api->npending = api->cappending = 0;
+		api->msgs = NULL;
+		api->nmsgs = api->capmsgs = 0;
+		if (api->btail)
+			api->btail->next = b;
 		else
-			api_err(a->req, 500, "INTERNAL_ERROR", "The commit failed", NULL);
-		buf_free(&a->body);
+			api->bhead = b;
+		api->btail = b;
+		api->nbatches++;
+		sqe = loop_sqe(api->loop, &b->op);
+		io_uring_prep_fsync(sqe, store_fd(api->store), IORING_FSYNC_DATASYNC);
+		return 0;
 	}
+	answer_all(api, api->pending, api->npending, api->msgs, api->nmsgs, seq, r);
 	api->npending = 0;
-	if (r == 0) {
-		struct msg ev = { .kind = MSG_EVENTS, .seq = seq, .at = now_ms() };
-		for (size_t i = 0; i < api->nmsgs; i++)
-			send(ctx, api->msgs[i].to, &api->msgs[i].m);
-		send(ctx, ACTOR_NOTIFIER, &ev);
-	}
 	api->nmsgs = 0;
 	return r;
 }

@@ -30,14 +30,15 @@ int store_err(int rc)
 	}
 }
 
-int store_open(struct store *s, const char *dir, int64_t map_mb, int sync_full)
+int store_open(struct store *s, const char *dir, int64_t map_mb, int sync_mode)
 {
 	MDB_txn *t = NULL;
-	unsigned flags = MDB_NOTLS | (sync_full ? 0 : MDB_NOSYNC | MDB_NOMETASYNC);
+	unsigned flags = MDB_NOTLS | (sync_mode == STORE_SYNC_NONE ? MDB_NOSYNC | MDB_NOMETASYNC
+				      : sync_mode == STORE_SYNC_DEFERRED ? MDB_NOMETASYNC : 0);
 	int rc, dead;
 
 	memset(s, 0, sizeof(*s));
-	s->sync_full = sync_full;
+	s->sync_full = sync_mode;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	if ((rc = mdb_env_create(&s->env)))
@@ -82,6 +83,13 @@ fail:
 	mdb_env_close(s->env);
 	s->env = NULL;
 	return store_err(rc);
+}
+
+int store_fd(struct store *s)
+{
+	int fd = -1;
+	mdb_env_get_fd(s->env, &fd);
+	return fd;
 }
 
 void store_close(struct store *s)

@@ -40,6 +40,8 @@ struct api {
 	const struct config *cfg;
 	struct store *store;
 	struct region *region;		/* for /metrics (ring occupancy); may be NULL */
+	int handoff_fd;			/* realtime sockets go to the notifier here
+					 * (hub.h); -1: realtime answers 503 */
 	const char *signing_key;
 	const char *admin_token;
 	MDB_txn *wtxn;			/* this turn's write txn, or NULL */
@@ -51,6 +53,13 @@ struct api {
 	size_t nbuckets, nbuckets_cap;
 	uint64_t commits, committed_ops;
 	struct buf scratch;
+	/* pipelined group commit (STORE_SYNC_DEFERRED): batches waiting for
+	 * their fdatasync, answered in order */
+	struct loop *loop;
+	struct api_batch *bhead, *btail;
+	unsigned nbatches;
+	void (*send)(void *ctx, enum actor_id to, const struct msg *m);
+	void *send_ctx;
 };
 
 void api_init(struct api *api, const struct config *cfg, struct store *store,
@@ -64,6 +73,12 @@ void api_handle(struct api *api, struct httpd_req *req);
  *  everything else is buffered. See httpd_body_policy. */
 int64_t api_body_decide(struct api *api, struct httpd_req *req);
 int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t n, int last);
+
+/** Batches committed but not yet answered (waiting for their fdatasync). */
+static inline unsigned api_unsynced(const struct api *api)
+{
+	return api->nbatches;
+}
 
 /** Commit this turn's writes; then send the queued answers (or 507/500 to
  *  all of them if the commit failed) and hand each queued message to `send`.

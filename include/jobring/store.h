@@ -45,11 +45,22 @@ enum store_db {
 struct store {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
-	int sync_full;
+	int sync_full;		/* the STORE_SYNC_* mode */
 };
 
-/** Open (creating) the environment in dir; runs mdb_reader_check. 0 or -errno. */
-int store_open(struct store *s, const char *dir, int64_t map_mb, int sync_full);
+/* sync modes of store_open */
+#define STORE_SYNC_NONE 0	/* no fsync (benchmarks only) */
+#define STORE_SYNC_FULL 1	/* fsync data and meta at every commit */
+#define STORE_SYNC_DEFERRED 2	/* fsync data at commit; the caller makes the commit durable
+				 * with an fdatasync of store_fd() before acknowledging it
+				 * (MDB_NOMETASYNC: a crash before that can only undo the
+				 * last commits, never corrupt) */
+
+/** Open (creating) the environment in dir with a STORE_SYNC_* mode; runs
+ *  mdb_reader_check. 0 or -errno. */
+int store_open(struct store *s, const char *dir, int64_t map_mb, int sync_mode);
+/** The data file's descriptor (for the deferred fdatasync). */
+int store_fd(struct store *s);
 void store_close(struct store *s);
 /** Begin a transaction. 0 or -errno. */
 int store_begin(struct store *s, int rdonly, MDB_txn **ret);
