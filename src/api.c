@@ -157,6 +157,10 @@ void api_handle(struct api *api, struct httpd_req *req)
 		buf_free(&b);
 		return;
 	}
+	if (r.nseg == 1 && (seg_is(&r, 0, "dashboard") || seg_is(&r, 0, "openapi.json"))) {
+		api_web_route(api, req, &r);
+		return;
+	}
 	if (r.nseg >= 1 && seg_is(&r, 0, "jobs")) {
 		api_jobs_route(api, req, &r);
 		return;
@@ -179,6 +183,14 @@ void api_handle(struct api *api, struct httpd_req *req)
 	}
 	if (r.nseg >= 1 && seg_is(&r, 0, "assets")) {
 		api_assets_route(api, req, &r);
+		return;
+	}
+	if (r.nseg >= 1 && (seg_is(&r, 0, "realtime") || seg_is(&r, 0, "events"))) {
+		api_realtime_route(api, req, &r);
+		return;
+	}
+	if (r.nseg >= 1 && (seg_is(&r, 0, "webhooks") || seg_is(&r, 0, "webhook-endpoints"))) {
+		api_webhooks_route(api, req, &r);
 		return;
 	}
 	if (r.nseg >= 1 && (seg_is(&r, 0, "orgs") || seg_is(&r, 0, "billing"))) {

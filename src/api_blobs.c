@@ -11,12 +11,23 @@
  *
  * Every /blobs and /dl URL carries ?exp=&sig= (presign.h); uploads are
  * streamed to DATADIR/blobs/… as they arrive and renamed into place when
- * complete, so a half-written file is never served. */
+ * complete, so a half-written file is never served.
+ *
+ * storage.blobs.kind "s3": our signed URLs stay the contract, but after the
+ * signature check the answer is 307 Temporary Redirect to a short-lived
+ * SigV4 presigned URL (s3sign.h) for the object jobs/{jobId}/{name} or
+ * assets/{assetId}/{name}. httpd cannot answer before the body (it sends
+ * 100 Continue itself), so an upload body that does reach us is counted
+ * against its limit and dropped, never written; the client then repeats the
+ * PUT at the Location (curl does for 307, keeping method and body). Inline
+ * {content} inputs and /samples stay local: they are not blobs. */
 #include "api_int.h"
 #include "jobring/dispatch.h"
 #include "jobring/presign.h"
+#include "jobring/s3sign.h"
 #include "jobring/util.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +40,7 @@
 #define MAX_OUTPUT_FILE ((int64_t)4 << 30)
 #define ASSET_UPLOAD_TTL_MS (3600LL * 1000)
 #define ASSET_URL_TTL_MS (7LL * 86400 * 1000)
+#define S3_HEAD_TIMEOUT_MS 3000L	/* blocks intake: keep it short */
 
 struct asset_rec {
 	uint32_t version;
@@ -41,8 +53,11 @@ struct asset_rec {
 
 struct upload {
 	int fd;
+	int done;		/* the last chunk arrived (and, local, is durable) */
+	int discard;		/* s3: count the body, keep nothing */
 	int64_t written, limit;
 	char tmp[1200], final[1200];
+	char key[300];		/* s3: the object key */
 };
 
 static int name_ok(const char *s, size_t n)
@@ -85,6 +100,74 @@ static int mkdirs(const char *dir)
 	return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
 }
 
+/* ---- S3 mode ----------------------------------------------------------------- */
+
+static int s3_mode(const struct api *api)
+{
+	return api->cfg->blobs.kind == BLOBS_S3;
+}
+
+/* The presigned S3 URL for method on key. Length or -errno. */
+static int s3_url(const struct api *api, const char *method, const char *key, char *out,
+		  size_t outsz)
+{
+	const struct blobs_cfg *b = &api->cfg->blobs;
+	struct s3_presign_req r = {
+		.method = method, .endpoint = b->endpoint, .bucket = b->bucket, .key = key,
+		.region = b->region, .access_key = b->access_key, .secret_key = b->secret_key,
+		.time = now_ms() / 1000, .expires = b->expires_seconds, .path_style = b->path_style,
+	};
+	return s3_presign(out, outsz, &r);
+}
+
+/* Answer 307 to the presigned URL for (method, key). */
+static void s3_redirect(struct api *api, struct httpd_req *req, const char *method,
+			const char *key)
+{
+	char url[S3_URL_MAX], hdr[S3_URL_MAX + 64];
+
+	if (s3_url(api, method, key, url, sizeof(url)) < 0) {
+		api_err(req, 500, "INTERNAL_ERROR", "Cannot sign the storage URL", NULL);
+		return;
+	}
+	snprintf(hdr, sizeof(hdr), "Location: %s\r\nCache-Control: no-store\r\n", url);
+	httpd_respond(req, 307, "text/plain; charset=utf-8", hdr, "", 0);
+}
+
+/* HEAD the object (presigned, libcurl easy): 0 with its size, -ENOENT when
+ * the store says 403/404, -EIO when it cannot be asked. Blocks the caller
+ * for at most S3_HEAD_TIMEOUT_MS. */
+static int s3_head(const struct api *api, const char *key, int64_t *size)
+{
+	char url[S3_URL_MAX];
+	curl_off_t len = -1;
+	long status = 0;
+	CURL *c;
+	int rc = -EIO;
+
+	if (s3_url(api, "HEAD", key, url, sizeof(url)) < 0 || !(c = curl_easy_init()))
+		return -EIO;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, S3_HEAD_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, S3_HEAD_TIMEOUT_MS);
+	if (curl_easy_perform(c) == CURLE_OK &&
+	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK) {
+		if (status == 200 &&
+		    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) == CURLE_OK &&
+		    len >= 0) {
+			*size = (int64_t)len;
+			rc = 0;
+		} else if (status == 403 || status == 404) {
+			rc = -ENOENT;
+		}
+	}
+	curl_easy_cleanup(c);
+	return rc;
+}
+
 static int asset_get(struct api *api, MDB_txn *t, const char *id, struct asset_rec *a)
 {
 	MDB_val v;
@@ -103,7 +186,7 @@ int64_t api_body_decide(struct api *api, struct httpd_req *req)
 {
 	struct route r;
 	struct upload *u;
-	char a[40], b[40], name[140], dir[1100], signed_path[600];
+	char a[40], b[40], name[140], dir[1100], signed_path[600], key[300];
 	int64_t limit = MAX_OUTPUT_FILE;
 
 	if (req->method_len != 3 || memcmp(req->method, "PUT", 3) != 0)
@@ -121,6 +204,7 @@ int64_t api_body_decide(struct api *api, struct httpd_req *req)
 		if (verify(api, req, "PUT", prefix) < 0)
 			return -403;
 		snprintf(dir, sizeof(dir), "%s/blobs/%s", api->cfg->data_dir, a);
+		snprintf(key, sizeof(key), "jobs/%s/%s", a, name);
 	} else if (r.nseg == 4 && seg_is(&r, 1, "assets")) {
 		struct asset_rec as;
 		MDB_txn *t;
@@ -139,8 +223,18 @@ int64_t api_body_decide(struct api *api, struct httpd_req *req)
 			return -409;
 		limit = as.max_size;
 		snprintf(dir, sizeof(dir), "%s/blobs/assets/%s", api->cfg->data_dir, a);
+		snprintf(key, sizeof(key), "assets/%s/%s", a, name);
 	} else {
 		return -404;
+	}
+	if (s3_mode(api)) {
+		u = xcalloc(1, sizeof(*u));
+		u->fd = -1;
+		u->discard = 1;
+		u->limit = limit;
+		snprintf(u->key, sizeof(u->key), "%s", key);
+		req->user = u;
+		return HTTPD_STREAM;
 	}
 	if (mkdirs(dir) < 0)
 		return -500;
@@ -177,13 +271,15 @@ int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t
 		req->user = NULL;
 		return -413;
 	}
-	if (n && write_all(u->fd, p, n) < 0) {
+	if (n && !u->discard && write_all(u->fd, p, n) < 0) {
 		upload_drop(u);
 		req->user = NULL;
 		return -507;
 	}
 	u->written += (int64_t)n;
-	if (last) {
+	if (last && u->discard) {
+		u->done = 1;
+	} else if (last) {
 		/* durable before we say 200: the provider then reports complete */
 		if (fdatasync(u->fd) < 0 || rename(u->tmp, u->final) < 0) {
 			upload_drop(u);
@@ -192,21 +288,44 @@ int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t
 		}
 		close(u->fd);
 		u->fd = -1;
+		u->done = 1;
 	}
 	return 0;
 }
 
-/* The handler call after a streamed PUT: answer and release. */
+/* The handler call after a streamed PUT: answer and release. A PUT without
+ * a body never went through decide, so it is checked and "streamed" here. */
 static void upload_done(struct api *api, struct httpd_req *req, struct route *r)
 {
 	struct upload *u = req->user;
 	struct buf b;
 
-	if (!u || u->fd >= 0) {
+	if (!u && !req->body_len) {
+		int64_t d = api_body_decide(api, req);
+		if (d < 0) {
+			api_err(req, (int)-d, d == -403 ? "FORBIDDEN" : d == -404 ? "NOT_FOUND" :
+				d == -409 ? "CONFLICT" : "INTERNAL_ERROR",
+				d == -403 ? "This link is invalid or has expired" : "Cannot upload here",
+				NULL);
+			return;
+		}
+		if (api_body_chunk(api, req, "", 0, 1) < 0) {
+			api_err(req, 507, "STORAGE_FULL", "Cannot store the upload", NULL);
+			return;
+		}
+		u = req->user;
+	}
+	if (!u || !u->done) {
 		if (u)
 			upload_drop(u);
 		req->user = NULL;
 		api_err(req, 400, "VALIDATION_ERROR", "the upload did not complete", NULL);
+		return;
+	}
+	if (u->discard) {
+		s3_redirect(api, req, "PUT", u->key);
+		free(u);
+		req->user = NULL;
 		return;
 	}
 	buf_init(&b);
@@ -300,6 +419,11 @@ void api_dl_route(struct api *api, struct httpd_req *req, struct route *r)
 		api_err(req, 404, "NOT_FOUND", "The job has no output file", NULL);
 		return;
 	}
+	if (s3_mode(api)) {
+		snprintf(path, sizeof(path), "jobs/%s/%s", job, name);
+		s3_redirect(api, req, req->head ? "HEAD" : "GET", path);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/blobs/%s/%s", api->cfg->data_dir, job, name);
 	send_file(req, path, name);
 }
@@ -364,6 +488,11 @@ void api_blobs_route(struct api *api, struct httpd_req *req, struct route *r)
 		snprintf(signed_path, sizeof(signed_path), "/blobs/assets/%s/%s", a, name);
 		if (verify(api, req, "GET", signed_path) < 0) {
 			api_err(req, 403, "FORBIDDEN", "This link is invalid or has expired", NULL);
+			return;
+		}
+		if (s3_mode(api)) {
+			snprintf(path, sizeof(path), "assets/%s/%s", a, name);
+			s3_redirect(api, req, req->head ? "HEAD" : "GET", path);
 			return;
 		}
 		snprintf(path, sizeof(path), "%s/blobs/assets/%s/%s", api->cfg->data_dir, a, name);
@@ -465,8 +594,36 @@ static void asset_complete(struct api *api, struct httpd_req *req, const struct 
 	MDB_txn *t;
 	struct stat st;
 	char path[1400];
+	int64_t size = 0;
 	int rc;
 
+	if (s3_mode(api)) {
+		/* ask the store before the write txn: the HEAD may take a while */
+		if ((rc = store_begin(api->store, 1, &t)) < 0) {
+			api_store_error(api, NULL, req, rc);
+			return;
+		}
+		rc = asset_get(api, t, id, &as);
+		store_abort(t);
+		if (rc < 0 || strcmp(as.org, a->org.id) != 0) {
+			api_err(req, 404, "NOT_FOUND", "Asset not found", NULL);
+			return;
+		}
+		snprintf(path, sizeof(path), "assets/%s/%s", as.id, as.name);
+		rc = s3_head(api, path, &size);
+		if (rc == -ENOENT) {
+			api_err(req, 409, "CONFLICT", "Nothing was uploaded for this asset yet", NULL);
+			return;
+		}
+		if (rc < 0) {
+			api_err(req, 502, "STORAGE_UNAVAILABLE", "The object store did not answer", NULL);
+			return;
+		}
+		if (size > as.max_size) {
+			api_err(req, 413, "FILE_TOO_LARGE", "The file is larger than your plan allows", NULL);
+			return;
+		}
+	}
 	if ((rc = api_wbegin(api, &t)) < 0) {
 		api_store_error(api, NULL, req, rc);
 		return;
@@ -475,13 +632,17 @@ static void asset_complete(struct api *api, struct httpd_req *req, const struct 
 		api_wfail(api, t, req, 404, "NOT_FOUND", "Asset not found");
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/blobs/assets/%s/%s", api->cfg->data_dir, as.id, as.name);
-	if (stat(path, &st) < 0) {
-		api_wfail(api, t, req, 409, "CONFLICT", "Nothing was uploaded for this asset yet");
-		return;
+	if (!s3_mode(api)) {
+		snprintf(path, sizeof(path), "%s/blobs/assets/%s/%s", api->cfg->data_dir, as.id,
+			 as.name);
+		if (stat(path, &st) < 0) {
+			api_wfail(api, t, req, 409, "CONFLICT", "Nothing was uploaded for this asset yet");
+			return;
+		}
+		size = st.st_size;
 	}
 	as.status = 2;
-	as.size = st.st_size;
+	as.size = size;
 	if ((rc = store_put(api->store, t, DB_ASSETS, as.id, strlen(as.id), &as, sizeof(as))) < 0) {
 		api_store_error(api, t, req, rc);
 		return;

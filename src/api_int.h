@@ -33,6 +33,10 @@ int seg_copy(const struct route *r, int i, char *out, size_t outsz);
 
 /* Authenticate a Bearer API key (401 answered on failure → returns -1). */
 int api_auth(struct api *api, struct httpd_req *req, MDB_txn *t, struct auth *a);
+/* The same for a key found elsewhere (tok NULL → 401), e.g. ?token= where
+ * browsers cannot set headers (WebSocket, EventSource). */
+int api_auth_token(struct api *api, struct httpd_req *req, MDB_txn *t, const char *tok, size_t n,
+		   struct auth *a);
 /* Per-org token bucket (429 answered on failure → returns -1). */
 int api_rate(struct api *api, struct httpd_req *req, const struct auth *a);
 /* Admin bearer token, compared in constant time (401 answered → -1). */
@@ -61,6 +65,11 @@ void api_dl_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_blobs_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_samples_route(struct api *api, struct httpd_req *req, struct route *r);
 void api_assets_route(struct api *api, struct httpd_req *req, struct route *r);
+void api_webhooks_route(struct api *api, struct httpd_req *req, struct route *r);
+/* GET /realtime, GET /events, GET /events/ws/job/{id} (api_realtime.c). */
+void api_realtime_route(struct api *api, struct httpd_req *req, struct route *r);
+/* GET /dashboard and GET /openapi.json (api_web.c). */
+void api_web_route(struct api *api, struct httpd_req *req, struct route *r);
 
 /* A job message for the dispatcher. */
 void api_msg_job(struct msg *m, int kind, const struct job *j);

@@ -267,6 +267,9 @@ static void set_defaults(struct config *cfg)
 	cfg->data_dir = xstrdup("./var");
 	cfg->map_size_mb = 4096;
 	cfg->sync = SYNC_FULL;
+	cfg->blobs.kind = BLOBS_LOCAL;
+	cfg->blobs.region = xstrdup("us-east-1");
+	cfg->blobs.expires_seconds = 900;
 	cfg->dispatch.max_attempts = 3;
 	cfg->dispatch.backoff_ms = 1000;
 	cfg->dispatch.backoff_max_ms = 30000;
@@ -520,13 +523,81 @@ static int url_ok(const char *s)
 	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
+/* n in [min, max] and every byte in set */
+static int chars_ok(const char *s, size_t min, size_t max, const char *set)
+{
+	size_t n = s ? strlen(s) : 0;
+	return s && n >= min && n <= max && strspn(s, set) == n;
+}
+
+#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
+#define HOST_CHARS LOWER_DIGITS "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:[]"
+
+/* The key from the config, else from the environment: printable, no space. */
+static int s3_secret(struct cctx *c, char **out, const char *env, const char *key)
+{
+	const char *e = *out ? NULL : getenv(env);
+	if (e)
+		*out = xstrdup(e);
+	for (const char *p = *out; p && *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return fail(c, key, "must be printable ASCII without spaces");
+	if (!*out || !**out || strlen(*out) > 128)
+		return fail(c, key, "required for kind s3 (or $%s): 1-128 characters", env);
+	return 0;
+}
+
+static int load_blobs(struct cctx *c, struct blobs_cfg *b, const cJSON *v)
+{
+	static const char *const keys[] = { "kind", "endpoint", "bucket", "region", "accessKey",
+		"secretKey", "pathStyle", "expiresSeconds", NULL };
+	const char *P = "storage.blobs", *ep, *host;
+	char *kind = NULL;
+	int r;
+
+	if ((r = want_object(c, v, P)) < 0 || (r = only_keys(c, v, P, keys)) < 0 ||
+	    (r = get_str(c, v, P, "kind", 16, &kind)) < 0 ||
+	    (r = get_str(c, v, P, "endpoint", 300, &b->endpoint)) < 0 ||
+	    (r = get_str(c, v, P, "bucket", 63, &b->bucket)) < 0 ||
+	    (r = get_str(c, v, P, "region", 32, &b->region)) < 0 ||
+	    (r = get_str(c, v, P, "accessKey", 128, &b->access_key)) < 0 ||
+	    (r = get_str(c, v, P, "secretKey", 128, &b->secret_key)) < 0 ||
+	    (r = get_bool(c, v, P, "pathStyle", &b->path_style)) < 0 ||
+	    (r = get_int32(c, v, P, "expiresSeconds", 1, 604800, &b->expires_seconds)) < 0) {
+		free(kind);
+		return r;
+	}
+	if (kind && strcmp(kind, "local") != 0 && strcmp(kind, "s3") != 0)
+		r = fail(c, "storage.blobs.kind", "must be \"local\" or \"s3\"");
+	else if (kind)
+		b->kind = strcmp(kind, "s3") == 0 ? BLOBS_S3 : BLOBS_LOCAL;
+	free(kind);
+	if (r < 0 || b->kind != BLOBS_S3)
+		return r;
+	/* http[s]://host[:port][/]: S3 URLs are built from it, no path allowed */
+	ep = b->endpoint ? b->endpoint : "";
+	host = strncmp(ep, "https://", 8) == 0 ? ep + 8 : strncmp(ep, "http://", 7) == 0 ? ep + 7 : NULL;
+	if (!host || !*host || *host == '/' ||
+	    strspn(host, HOST_CHARS) + (host[strlen(host) - 1] == '/') < strlen(host))
+		return fail(c, "storage.blobs.endpoint", "required for kind s3: http[s]://host[:port]");
+	if (*host == '[' && !b->path_style)
+		return fail(c, "storage.blobs.pathStyle", "must be true with an IPv6 endpoint");
+	if (!chars_ok(b->bucket, 3, 63, LOWER_DIGITS ".-_"))
+		return fail(c, "storage.blobs.bucket", "required for kind s3: 3-63 of a-z 0-9 . - _");
+	if (!chars_ok(b->region, 1, 32, LOWER_DIGITS "-"))
+		return fail(c, "storage.blobs.region", "must be 1-32 of a-z 0-9 -");
+	if ((r = s3_secret(c, &b->access_key, "JOBRING_S3_ACCESS_KEY", "storage.blobs.accessKey")) == 0)
+		r = s3_secret(c, &b->secret_key, "JOBRING_S3_SECRET_KEY", "storage.blobs.secretKey");
+	return r;
+}
+
 static int load_root(struct cctx *c, struct config *cfg, const cJSON *root)
 {
 	static const char *const keys[] = { "listen", "providerListen", "publicUrl", "callbackUrl",
 		"dataDir", "storage", "adminToken", "signingKey", "dispatch", "sweep", "webhooks",
 		"retentionDays", "providers", "jobTypes", "plans", "http", "ringSlots", "logFormat",
 		"$comment", NULL };
-	static const char *const storage_keys[] = { "mapSizeMB", "sync", NULL };
+	static const char *const storage_keys[] = { "mapSizeMB", "sync", "blobs", NULL };
 	static const char *const dispatch_keys[] = { "maxAttempts", "backoffMs", "backoffMaxMs",
 		"timeoutMs", "unhealthyAfter", "cooldownMs", NULL };
 	static const char *const sweep_keys[] = { "intervalSeconds", "stuckSeconds", NULL };
@@ -578,6 +649,8 @@ static int load_root(struct cctx *c, struct config *cfg, const cJSON *root)
 				return fail(c, "storage.sync", "must be \"full\" or \"none\"");
 			cfg->sync = strcmp(s->valuestring, "none") == 0 ? SYNC_NONE : SYNC_FULL;
 		}
+		if ((s = cJSON_GetObjectItemCaseSensitive(v, "blobs")) && (r = load_blobs(c, &cfg->blobs, s)) < 0)
+			return r;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "dispatch"))) {
 		if ((r = want_object(c, v, "dispatch")) < 0 || (r = only_keys(c, v, "dispatch", dispatch_keys)) < 0 ||
@@ -681,6 +754,11 @@ void config_free(struct config *cfg)
 	free(cfg->admin_token);
 	free(cfg->signing_key);
 	free(cfg->source);
+	free(cfg->blobs.endpoint);
+	free(cfg->blobs.bucket);
+	free(cfg->blobs.region);
+	free(cfg->blobs.access_key);
+	free(cfg->blobs.secret_key);
 	for (int i = 0; i < cfg->nproviders; i++)
 		provider_free(&cfg->providers[i]);
 	for (int i = 0; i < cfg->ntypes; i++) {

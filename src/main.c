@@ -1,5 +1,7 @@
 /* main.c - the jobring binary: one program with subcommands, like git. */
+#include "jobring/bench.h"
 #include "jobring/check.h"
+#include "jobring/cli.h"
 #include "jobring/config.h"
 #include "jobring/log.h"
 #include "jobring/store.h"
@@ -12,17 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char usage[] =
-	"usage: jobring <command> [options]\n"
-	"\n"
-	"commands:\n"
-	"  serve [--config FILE] [--demo]   run the server (supervisor + actors)\n"
-	"  check DATADIR                    verify the store's invariants offline\n"
-	"  worker [--listen HOST:PORT] ...  run the reference provider (see --help)\n"
-	"  version                          print the version\n"
-	"\n"
-	"The config file is JSON (see README.md); JOBRING_CONFIG names it too.\n";
 
 static int load_config(struct config *cfg, const char *path)
 {
@@ -117,14 +108,10 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-		fputs(usage, stdout);
-		return 0;
-	}
+	/* no command, help and the client commands: cli.c (one table drives
+	 * the help, the man page and the parser) */
+	if (argc < 2)
+		return cli_main(argc, argv);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("jobring 0.1.0\n");
 		return 0;
@@ -135,6 +122,7 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "worker") == 0)
 		return worker_main(argc - 1, argv + 1);
-	fprintf(stderr, "jobring: unknown command '%s' (try jobring --help)\n", argv[1]);
-	return 2;
+	if (strcmp(argv[1], "bench") == 0)
+		return bench_main(argc - 1, argv + 1);
+	return cli_main(argc, argv);
 }

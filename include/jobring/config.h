@@ -68,6 +68,21 @@ struct plan_cfg {
 	int all_types;
 };
 
+/* storage.blobs: where blobs (outputs, assets) live. local: DATADIR/blobs;
+ * s3: an S3-compatible bucket, reached through 307 redirects from jobring's
+ * own signed URLs to SigV4 presigned ones (object keys jobs/{jobId}/{name}
+ * and assets/{assetId}/{name}). accessKey/secretKey may come from
+ * JOBRING_S3_ACCESS_KEY / JOBRING_S3_SECRET_KEY instead. */
+enum blobs_kind { BLOBS_LOCAL, BLOBS_S3 };
+struct blobs_cfg {
+	enum blobs_kind kind;
+	char *endpoint;		/* "http[s]://host[:port]" (s3) */
+	char *bucket, *region;	/* region defaults to "us-east-1" */
+	char *access_key, *secret_key;
+	int path_style;		/* 1: {endpoint}/{bucket}/{key} */
+	int expires_seconds;	/* lifetime of a presigned S3 URL (900) */
+};
+
 enum sync_mode { SYNC_FULL, SYNC_NONE };
 enum log_format { LOGFMT_PLAIN, LOGFMT_JSON };
 
@@ -76,6 +91,7 @@ struct config {
 	char *public_url, *callback_url, *data_dir;
 	int64_t map_size_mb;
 	enum sync_mode sync;
+	struct blobs_cfg blobs;
 	char *admin_token, *signing_key;	/* NULL: taken from env or LMDB */
 	struct {
 		int max_attempts, backoff_ms, backoff_max_ms, timeout_ms;

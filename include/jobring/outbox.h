@@ -72,6 +72,8 @@ enum wh_event {
 #define WH_ROTATE_MS (24LL * 3600 * 1000)	/* the previous secret keeps signing */
 #define WH_RETRY_AFTER_MAX_S 86400		/* a receiver's Retry-After is capped */
 #define WH_CB_MAX_HEADERS 20			/* callback headers sent */
+/** An attempt may start this much before its due time (timer rounding). */
+#define WH_EARLY_MS 100
 
 /** "job.created" ...; NULL for anything else. Static storage. */
 const char *wh_event_name(int e);
@@ -229,7 +231,7 @@ void wh_request_free(struct wh_request *rq);
 /** Build attempt (attempts + 1) of delivery id at now: the endpoint's (or
  *  callback's) URL, the headers and the stored body; signatures use now in
  *  seconds. 0; -ENOENT (gone), -ESTALE (not pending, or not due: next
- *  attempt after now + 1 s); -EPERM: the target is refused (endpoint
+ *  attempt after now + WH_EARLY_MS); -EPERM: the target is refused (endpoint
  *  deleted or inactive, URL not allowed) and why says so — record that as
  *  a final outcome. */
 int outbox_request(struct outbox *ob, MDB_txn *t, const char *id, int64_t now,

@@ -21,7 +21,10 @@ with Server(health=False) as s:
     check(sorted(pids) == sorted(ACTORS), "the run file names the five actors")
     check(all(pid_alive(p) for p in pids.values()), "all five actors are alive")
     check(len(set(pids.values())) == 5, "each actor is its own process")
-    check(all(comm(pids[a]) == "jr-" + a[:12] for a in ACTORS), "each process is named after its actor")
+    # each child names itself right after fork; give it a moment to run
+    wait_for(lambda: all(comm(pids[a]) == "jr-" + a[:12] for a in ACTORS), timeout=5,
+             what="the actors to name themselves")
+    check(True, "each process is named after its actor")
 
     for victim in ACTORS:
         before = s.actor_pids()

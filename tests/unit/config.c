@@ -82,6 +82,56 @@ int main(void)
 	bad("{\"listen\": ", "not valid JSON");
 	bad("[1,2]", "top level");
 	bad("{\"ab\\ncd\":1}", "ab?cd");	/* found by fuzz_config: stays one line */
+
+	/* storage.blobs: local by default; s3 needs endpoint, bucket and keys */
+	unsetenv("JOBRING_S3_ACCESS_KEY");
+	unsetenv("JOBRING_S3_SECRET_KEY");
+	CHECK_EQ(config_load(&c, NULL, err, sizeof(err)), 0);
+	CHECK_EQ(c.blobs.kind, BLOBS_LOCAL);
+	config_free(&c);
+#define S3(extra) "{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://127.0.0.1:9000\"," \
+	"\"bucket\":\"media\",\"accessKey\":\"AKID\",\"secretKey\":\"s3cret\"" extra "}}}"
+	CHECK_EQ(config_load_text(&c, S3(",\"pathStyle\":true"), err, sizeof(err)), 0);
+	CHECK_EQ(c.blobs.kind, BLOBS_S3);
+	CHECK_STR(c.blobs.endpoint, "http://127.0.0.1:9000");
+	CHECK_STR(c.blobs.bucket, "media");
+	CHECK_STR(c.blobs.region, "us-east-1");
+	CHECK_STR(c.blobs.access_key, "AKID");
+	CHECK_STR(c.blobs.secret_key, "s3cret");
+	CHECK_EQ(c.blobs.path_style, 1);
+	CHECK_EQ(c.blobs.expires_seconds, 900);
+	config_free(&c);
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"gcs\"}}}", "storage.blobs.kind");
+	bad("{\"storage\":{\"blobs\":{\"kind\":3}}}", "storage.blobs.kind");
+	bad("{\"storage\":{\"blobs\":{\"bukket\":\"x\"}}}", "storage.blobs.bukket");
+	bad("{\"storage\":{\"blobs\":[]}}", "storage.blobs");
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\"}}}", "storage.blobs.endpoint");
+	bad(S3(",\"pathStyle\":1"), "storage.blobs.pathStyle");
+	bad(S3(",\"region\":\"US East\""), "storage.blobs.region");
+	bad(S3(",\"expiresSeconds\":0"), "storage.blobs.expiresSeconds");
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://h:9/path\"}}}",
+	    "storage.blobs.endpoint");
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://h\",\"bucket\":\"A\"}}}",
+	    "storage.blobs.bucket");
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://h\",\"bucket\":\"abc\"}}}",
+	    "storage.blobs.accessKey");
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://h\",\"bucket\":\"abc\","
+	    "\"accessKey\":\"a\"}}}", "storage.blobs.secretKey");
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://[::1]:9\",\"bucket\":\"abc\"}}}",
+	    "storage.blobs.pathStyle");
+	/* keys from the environment when the file has none */
+	setenv("JOBRING_S3_ACCESS_KEY", "ENVAK", 1);
+	setenv("JOBRING_S3_SECRET_KEY", "ENVSK", 1);
+	CHECK_EQ(config_load_text(&c, "{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://h/\","
+				  "\"bucket\":\"abc\"}}}", err, sizeof(err)), 0);
+	CHECK_STR(c.blobs.access_key, "ENVAK");
+	CHECK_STR(c.blobs.secret_key, "ENVSK");
+	config_free(&c);
+	setenv("JOBRING_S3_SECRET_KEY", "has space", 1);
+	bad("{\"storage\":{\"blobs\":{\"kind\":\"s3\",\"endpoint\":\"http://h\",\"bucket\":\"abc\"}}}",
+	    "storage.blobs.secretKey");
+	unsetenv("JOBRING_S3_ACCESS_KEY");
+	unsetenv("JOBRING_S3_SECRET_KEY");
 	printf("config: ok\n");
 	return T_PASS;
 }

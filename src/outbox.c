@@ -1,0 +1,1017 @@
+/* outbox.c - the durable webhook outbox; see outbox.h for the key layouts,
+ * the event mapping and the guarantees. */
+#include "jobring/outbox.h"
+#include "jobring/job.h"
+#include "jobring/util.h"
+#include "jobring/whsign.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define WH_ENDPOINT_VERSION 1u
+#define WH_DELIVERY_VERSION 1u
+#define CURSOR_KEY "notifier.cursor"
+#define MAX_CALLBACK_JSON 16384
+#define MAX_ERROR_MESSAGE 1024
+
+static const char *const event_names[WH_EVENT_MAX] = {
+	[WH_JOB_CREATED] = "job.created",	[WH_JOB_STARTED] = "job.started",
+	[WH_JOB_COMPLETED] = "job.completed",	[WH_JOB_FAILED] = "job.failed",
+	[WH_JOB_CANCELLED] = "job.cancelled",	[WH_BALANCE_LOW] = "balance.low",
+};
+
+const char *wh_event_name(int e)
+{
+	return e > 0 && e < WH_EVENT_MAX ? event_names[e] : NULL;
+}
+
+int wh_event_parse(const char *s)
+{
+	for (int e = 1; e < WH_EVENT_MAX; e++)
+		if (strcmp(s, event_names[e]) == 0)
+			return e;
+	return 0;
+}
+
+/* A fixed id field as a C string (fields are NUL-padded but may be full). */
+static void field(char *out, size_t outsz, const char *f, size_t fsz)
+{
+	size_t n = strnlen(f, fsz);
+	if (n >= outsz)
+		n = outsz - 1;
+	memcpy(out, f, n);
+	out[n] = '\0';
+}
+
+/* prefix 0x00 id; returns the length (k holds 2 * 40 bytes). */
+static size_t index_key(unsigned char *k, const char *prefix, const char *id)
+{
+	size_t pn = strnlen(prefix, 39), in = strnlen(id, 39);
+	memcpy(k, prefix, pn);
+	k[pn] = 0;
+	memcpy(k + pn + 1, id, in);
+	return pn + 1 + in;
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+int wh_endpoint_get(struct store *s, MDB_txn *t, const char *id, struct wh_endpoint *ret)
+{
+	MDB_val v;
+	int r = store_get(s, t, DB_ENDPOINTS, id, strlen(id), &v);
+
+	if (r < 0)
+		return r;
+	if (v.mv_size != sizeof(*ret))
+		return -EBADMSG;
+	memcpy(ret, v.mv_data, sizeof(*ret));
+	return ret->version == WH_ENDPOINT_VERSION ? 0 : -EBADMSG;
+}
+
+int wh_endpoint_put(struct store *s, MDB_txn *t, const struct wh_endpoint *e)
+{
+	struct wh_endpoint c = *e;
+	unsigned char k[80];
+	int r;
+
+	c.version = WH_ENDPOINT_VERSION;
+	if ((r = store_put(s, t, DB_ENDPOINTS, c.id, strlen(c.id), &c, sizeof(c))) < 0)
+		return r;
+	return store_put(s, t, DB_ENDPOINTS, k, index_key(k, c.org, c.id), "", 0);
+}
+
+int wh_endpoint_list(struct store *s, MDB_txn *t, const char *org,
+		     struct wh_endpoint ret[WH_MAX_ENDPOINTS])
+{
+	unsigned char pre[48];
+	size_t pn = index_key(pre, org, "");
+	MDB_cursor *c;
+	MDB_val k = { pn, pre }, v;
+	int n = 0, rc;
+
+	if ((rc = mdb_cursor_open(t, s->dbi[DB_ENDPOINTS], &c)))
+		return store_err(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && n < WH_MAX_ENDPOINTS && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char id[WH_ID_MAX];
+		if (k.mv_size - pn >= sizeof(id))
+			continue;
+		memcpy(id, (const char *)k.mv_data + pn, k.mv_size - pn);
+		id[k.mv_size - pn] = '\0';
+		if (wh_endpoint_get(s, t, id, &ret[n]) == 0)
+			n++;
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? n : store_err(rc);
+}
+
+/* ---- deliveries ------------------------------------------------------------- */
+
+static int due_key_set(struct store *s, MDB_txn *t, int64_t at, const char *id, int add)
+{
+	unsigned char k[8 + WH_ID_MAX];
+	size_t n = strnlen(id, WH_ID_MAX - 1);
+	int r;
+
+	be64_put(k, (uint64_t)at);
+	memcpy(k + 8, id, n);
+	if (add)
+		return store_put(s, t, DB_DELIV_DUE, k, 8 + n, "", 0);
+	r = store_del(s, t, DB_DELIV_DUE, k, 8 + n);
+	return r == -ENOENT ? 0 : r;
+}
+
+static size_t payload_key(unsigned char *k, const char *id)
+{
+	size_t n = strnlen(id, WH_ID_MAX - 1);
+	memcpy(k, id, n);
+	k[n] = 0x01;
+	return n + 1;
+}
+
+static int deliv_put(struct store *s, MDB_txn *t, const struct wh_delivery *d)
+{
+	struct wh_delivery c = *d;
+	c.version = WH_DELIVERY_VERSION;
+	return store_put(s, t, DB_DELIVERIES, c.id, strlen(c.id), &c, sizeof(c));
+}
+
+int wh_delivery_get(struct store *s, MDB_txn *t, const char *id, struct wh_delivery *ret,
+		    const char **body, const char **cb)
+{
+	unsigned char k[WH_ID_MAX + 1];
+	MDB_val v;
+	int r = store_get(s, t, DB_DELIVERIES, id, strlen(id), &v);
+
+	if (r < 0)
+		return r;
+	if (v.mv_size != sizeof(*ret))
+		return -EBADMSG;
+	memcpy(ret, v.mv_data, sizeof(*ret));
+	if (ret->version != WH_DELIVERY_VERSION)
+		return -EBADMSG;
+	if (!body && !cb)
+		return 0;
+	if ((r = store_get(s, t, DB_DELIVERIES, k, payload_key(k, ret->id), &v)) < 0)
+		return r == -ENOENT ? -EBADMSG : r;
+	if (v.mv_size != (size_t)ret->body_len + ret->cb_len)
+		return -EBADMSG;
+	if (body)
+		*body = v.mv_data;
+	if (cb)
+		*cb = (const char *)v.mv_data + ret->body_len;
+	return 0;
+}
+
+int wh_redeliver(struct store *s, MDB_txn *t, const char *id, int64_t now,
+		 struct wh_delivery *ret)
+{
+	struct wh_delivery d;
+	int r;
+
+	if ((r = wh_delivery_get(s, t, id, &d, NULL, NULL)) < 0)
+		return r;
+	if (d.status == WH_PENDING && (r = due_key_set(s, t, d.next_at, d.id, 0)) < 0)
+		return r;
+	d.status = WH_PENDING;
+	d.next_at = now;
+	d.delivered_at = 0;
+	if ((r = due_key_set(s, t, now, d.id, 1)) < 0 || (r = deliv_put(s, t, &d)) < 0)
+		return r;
+	if (ret)
+		*ret = d;
+	return 0;
+}
+
+int wh_endpoint_del(struct store *s, MDB_txn *t, const struct wh_endpoint *e)
+{
+	unsigned char k[80], pre[48];
+	size_t pn = index_key(pre, e->id, ""), nkeys = 0;
+	char (*ids)[WH_ID_MAX] = NULL;
+	MDB_cursor *c;
+	MDB_val key = { pn, pre }, v;
+	int r, rc;
+
+	if ((r = store_del(s, t, DB_ENDPOINTS, e->id, strlen(e->id))) < 0 ||
+	    ((r = store_del(s, t, DB_ENDPOINTS, k, index_key(k, e->org, e->id))) < 0 && r != -ENOENT))
+		return r;
+	/* Collect first, then delete: no cursor walks a tree being changed. */
+	if ((rc = mdb_cursor_open(t, s->dbi[DB_DELIVERIES], &c)))
+		return store_err(rc);
+	ids = xmalloc(WH_DELETE_DELIVERIES * sizeof(*ids));
+	for (rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+	     rc == 0 && nkeys < WH_DELETE_DELIVERIES && key.mv_size > pn + 8 &&
+	     key.mv_size - pn - 8 < WH_ID_MAX && memcmp(key.mv_data, pre, pn) == 0;
+	     rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+		memcpy(ids[nkeys], (const char *)key.mv_data + pn + 8, key.mv_size - pn - 8);
+		ids[nkeys++][key.mv_size - pn - 8] = '\0';
+	}
+	mdb_cursor_close(c);
+	r = 0;
+	for (size_t i = 0; i < nkeys && r == 0; i++) {
+		struct wh_delivery d;
+		unsigned char ik[80];
+		size_t in;
+		if (wh_delivery_get(s, t, ids[i], &d, NULL, NULL) < 0)
+			continue;
+		memcpy(ik, pre, pn);
+		be64_put(ik + pn, ~(uint64_t)d.created_at);
+		in = strlen(d.id);
+		memcpy(ik + pn + 8, d.id, in);
+		if (d.status == WH_PENDING)
+			r = due_key_set(s, t, d.next_at, d.id, 0);
+		if (r == 0)
+			r = store_del(s, t, DB_DELIVERIES, ik, pn + 8 + in);
+		if (r == 0)
+			r = store_del(s, t, DB_DELIVERIES, k, payload_key(k, d.id));
+		if (r == 0 || r == -ENOENT)
+			r = store_del(s, t, DB_DELIVERIES, d.id, strlen(d.id));
+		if (r == -ENOENT)
+			r = 0;
+	}
+	free(ids);
+	return r;
+}
+
+int outbox_callback_secret(struct store *s, MDB_txn *t, const char *org, int create,
+			   char out[WH_SECRET_MAX])
+{
+	char k[64];
+	int n = snprintf(k, sizeof(k), "cbsecret:%.40s", org), r;
+	MDB_val v;
+
+	r = store_get(s, t, DB_META, k, (size_t)n, &v);
+	if (r == 0 && v.mv_size < WH_SECRET_MAX) {
+		memcpy(out, v.mv_data, v.mv_size);
+		out[v.mv_size] = '\0';
+		return 0;
+	}
+	if (r < 0 && (r != -ENOENT || !create))
+		return r;
+	if (r == 0)
+		return -EBADMSG;
+	if ((r = whsign_new_secret(out, WH_SECRET_MAX)) < 0)
+		return r;
+	return store_put(s, t, DB_META, k, (size_t)n, out, strlen(out));
+}
+
+/* ---- URLs --------------------------------------------------------------------- */
+
+static int v4_blocked(uint32_t a)
+{
+	static const struct { uint32_t net, mask; } nets[] = {
+		{ 0x00000000, 0xff000000 }, { 0x0a000000, 0xff000000 },	/* 0/8 10/8 */
+		{ 0x64400000, 0xffc00000 }, { 0x7f000000, 0xff000000 },	/* 100.64/10 127/8 */
+		{ 0xa9fe0000, 0xffff0000 }, { 0xac100000, 0xfff00000 },	/* 169.254/16 172.16/12 */
+		{ 0xc0000000, 0xffffff00 }, { 0xc0000200, 0xffffff00 },	/* 192.0.0/24 192.0.2/24 */
+		{ 0xc0a80000, 0xffff0000 }, { 0xc6120000, 0xfffe0000 },	/* 192.168/16 198.18/15 */
+		{ 0xc6336400, 0xffffff00 }, { 0xcb007100, 0xffffff00 },	/* 198.51.100/24 203.0.113/24 */
+		{ 0xe0000000, 0xe0000000 },				/* 224/4, 240/4 */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(nets); i++)
+		if ((a & nets[i].mask) == nets[i].net)
+			return 1;
+	return 0;
+}
+
+static int v6_blocked(const unsigned char *p)
+{
+	static const unsigned char zero[16];
+	if (memcmp(p, zero, 10) == 0 && ((p[10] == 0xff && p[11] == 0xff) ||
+					 (p[10] == 0 && p[11] == 0)))
+		return 1;	/* ::, ::1, v4-compatible and v4-mapped */
+	if ((p[0] & 0xfe) == 0xfc || (p[0] == 0xfe && (p[1] & 0xc0) == 0x80) || p[0] == 0xff)
+		return 1;	/* fc00::/7, fe80::/10, ff00::/8 */
+	if (p[0] == 0x00 && p[1] == 0x64 && p[2] == 0xff && p[3] == 0x9b)
+		return 1;	/* 64:ff9b::/96 (NAT64 to anywhere) */
+	if (p[0] == 0x20 && p[1] == 0x01 && p[2] == 0x0d && p[3] == 0xb8)
+		return 1;	/* 2001:db8::/32 */
+	return 0;
+}
+
+/* 1 if the host's last label is a number (decimal, 0x hex or octal), which
+ * makes the whole host an IPv4 address to URL parsers and to curl. */
+static int last_label_numeric(const char *host)
+{
+	const char *l = strrchr(host, '.');
+	l = l ? l + 1 : host;
+	if (l[0] == '0' && (l[1] == 'x' || l[1] == 'X'))
+		return strspn(l + 2, "0123456789abcdefABCDEF") == strlen(l + 2);
+	return *l && strspn(l, "0123456789") == strlen(l);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+#define BAD(msg) do { snprintf(why, whysz, "%s", msg); return -EINVAL; } while (0)
+
+int wh_url_check(const char *url, int allow_private, char *why, size_t whysz)
+{
+	char host[256];
+	const char *p, *a, *end;
+	size_t n = strnlen(url, WH_URL_MAX + 1), hn;
+
+	if (n == 0 || n > WH_URL_MAX)
+		BAD("must be a URL of at most 2048 bytes");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+			BAD("must be printable ASCII without spaces");
+	if (strncasecmp(url, "https://", 8) == 0)
+		a = url + 8;
+	else if (strncasecmp(url, "http://", 7) == 0 && allow_private)
+		a = url + 7;
+	else
+		BAD(allow_private ? "must be an http or https URL" : "must be an https URL");
+	end = a + strcspn(a, "/?#");
+	if (memchr(a, '@', (size_t)(end - a)))
+		BAD("must not carry user credentials");
+	if (*a == '[') {
+		unsigned char v6[16];
+		const char *rb = memchr(a, ']', (size_t)(end - a));
+		if (!rb || (hn = (size_t)(rb - a - 1)) == 0 || hn >= sizeof(host))
+			BAD("has a malformed IPv6 host");
+		memcpy(host, a + 1, hn);
+		host[hn] = '\0';
+		if (inet_pton(AF_INET6, host, v6) != 1)
+			BAD("has a malformed IPv6 host");
+		if (!allow_private && v6_blocked(v6))
+			BAD("points to a private, loopback or reserved address");
+		p = rb + 1;
+	} else {
+		p = a + strcspn(a, ":/?#");
+		if ((hn = (size_t)(p - a)) == 0 || hn >= sizeof(host))
+			BAD("has no host");
+		for (size_t i = 0; i < hn; i++) {
+			char c = a[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+				BAD("has a malformed host");
+			host[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		host[hn] = '\0';
+		if (hn > 1 && host[hn - 1] == '.')
+			host[--hn] = '\0';
+		if (!allow_private) {
+			struct in_addr in;
+			if (!strcmp(host, "localhost") || ends_with(host, ".localhost") ||
+			    ends_with(host, ".local") || ends_with(host, ".internal") ||
+			    !strcmp(host, "local") || !strcmp(host, "internal"))
+				BAD("points to a local name");
+			/* curl accepts every inet_aton spelling (0x7f.1, 2130706433) */
+			if (last_label_numeric(host)) {
+				if (!inet_aton(host, &in))
+					BAD("has a malformed IPv4 host");
+				if (v4_blocked(ntohl(in.s_addr)))
+					BAD("points to a private, loopback or reserved address");
+			}
+		}
+	}
+	if (*p == ':') {
+		int64_t port = 0;
+		const char *q = ++p;
+		while (p < end && *p >= '0' && *p <= '9' && port <= 65535)
+			port = port * 10 + (*p++ - '0');
+		if (p != end || q == p || port < 1 || port > 65535)
+			BAD("has a bad port");
+	} else if (p != end) {
+		BAD("has a malformed host");
+	}
+	return 0;
+}
+
+#undef BAD
+
+/* ---- mapping and envelopes ------------------------------------------------------ */
+
+static int data_low(const char *data, size_t n)
+{
+	cJSON *j = n ? cJSON_ParseWithLength(data, n) : NULL;
+	int low = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "low"));
+	cJSON_Delete(j);
+	return low;
+}
+
+int outbox_map(const struct event_rec *ev, const char *data, size_t data_len, int out[2])
+{
+	switch (ev->kind) {
+	case EV_JOB_CREATED:
+		out[0] = WH_JOB_CREATED;
+		return 1;
+	case EV_JOB_STATUS:
+		switch (ev->status) {
+		case JOB_RUNNING:
+			out[0] = WH_JOB_STARTED;
+			return 1;
+		case JOB_COMPLETE:
+			if (ev->prev_status == JOB_DISPATCHED) {
+				out[0] = WH_JOB_STARTED;
+				out[1] = WH_JOB_COMPLETED;
+				return 2;
+			}
+			out[0] = WH_JOB_COMPLETED;
+			return 1;
+		case JOB_FAILED:
+			out[0] = WH_JOB_FAILED;
+			return 1;
+		case JOB_CANCELLED:
+			out[0] = WH_JOB_CANCELLED;
+			return 1;
+		default:
+			return 0;
+		}
+	case EV_BALANCE:
+		if (!data_low(data, data_len))
+			return 0;
+		out[0] = WH_BALANCE_LOW;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int outbox_envelope(struct buf *out, int event, const char *delivery_id, int64_t ts_ms,
+		    const char *org, const char *job, const char *data_json, size_t data_len)
+{
+	struct jw w;
+
+	jw_init(&w, out);
+	jw_obj_begin(&w);
+	jw_kv_str(&w, "version", "1");
+	jw_kv_str(&w, "event", wh_event_name(event));
+	jw_kv_str(&w, "deliveryId", delivery_id);
+	jw_kv_int(&w, "timestamp", ts_ms);
+	jw_kv_str(&w, "orgId", org);
+	if (job && *job)
+		jw_kv_str(&w, "jobId", job);
+	else
+		jw_kv_null(&w, "jobId");
+	jw_key(&w, "data");
+	jw_raw(&w, data_json, data_len);
+	jw_obj_end(&w);
+	return jw_finish(&w);
+}
+
+/* data of a job event: {jobId, jobType, status, test, (error | cost)}. j is
+ * the job as it is now (it may have moved on), or NULL. */
+static void job_data(struct buf *b, int event, const struct event_rec *ev, const char *data,
+		     size_t data_len, const struct job *j, const char *job, const char *type)
+{
+	cJSON *d = data_len ? cJSON_ParseWithLength(data, data_len) : NULL;
+	int status = event == WH_JOB_STARTED ? JOB_RUNNING : ev->status;
+	struct jw w;
+
+	buf_reset(b);
+	jw_init(&w, b);
+	jw_obj_begin(&w);
+	jw_kv_str(&w, "jobId", job);
+	jw_kv_str(&w, "jobType", type);
+	jw_kv_str(&w, "status", job_status_name(status));
+	jw_kv_int(&w, "attempt", ev->attempt);
+	jw_kv_bool(&w, "test", ev->test != 0);
+	if (event == WH_JOB_FAILED) {
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(d, "code");
+		const char *c = cJSON_IsString(code) ? code->valuestring
+			      : j && j->status == JOB_FAILED ? j->error_code : "PROVIDER_ERROR";
+		jw_key(&w, "error");
+		jw_obj_begin(&w);
+		jw_kv_str(&w, "code", c);
+		jw_key(&w, "message");
+		if (j && j->status == JOB_FAILED && !strcmp(j->error_code, c) && j->error_message.n)
+			jw_strn(&w, j->error_message.p, MIN(j->error_message.n, MAX_ERROR_MESSAGE));
+		else
+			jw_null(&w);
+		jw_obj_end(&w);
+	} else if (event == WH_JOB_COMPLETED) {
+		const cJSON *cost = cJSON_GetObjectItemCaseSensitive(d, "cost");
+		jw_key(&w, "cost");
+		jw_money(&w, cJSON_IsNumber(cost) ? (int64_t)cost->valuedouble : j ? j->cost : 0);
+	}
+	jw_obj_end(&w);
+	cJSON_Delete(d);
+}
+
+static void balance_data(struct buf *b, const struct event_rec *ev)
+{
+	struct jw w;
+	buf_reset(b);
+	jw_init(&w, b);
+	jw_obj_begin(&w);
+	jw_key(&w, "balance");
+	jw_money(&w, ev->amount);
+	jw_obj_end(&w);
+}
+
+/* ---- making deliveries --------------------------------------------------------- */
+
+static void ids_push(struct wh_ids *ids, const char *id)
+{
+	if (!ids)
+		return;
+	if (ids->n == ids->cap) {
+		ids->cap = ids->cap ? ids->cap * 2 : 64;
+		ids->v = xrealloc(ids->v, ids->cap * sizeof(*ids->v));
+	}
+	snprintf(ids->v[ids->n++], WH_ID_MAX, "%s", id);
+}
+
+static int make_delivery(struct outbox *ob, MDB_txn *t, uint64_t seq, const struct event_rec *ev,
+			 int event, const char *org, const char *job, const char *endpoint,
+			 const char *cb, size_t cb_len, const struct buf *data, int64_t now,
+			 struct wh_ids *made)
+{
+	struct store *s = ob->s;
+	struct wh_delivery d;
+	struct buf body;
+	unsigned char k[80];
+	MDB_val key, val;
+	int r;
+
+	memset(&d, 0, sizeof(d));
+	id_new(d.id, sizeof(d.id), "del_", 20);
+	d.status = WH_PENDING;
+	d.event = (uint8_t)event;
+	d.callback = endpoint == NULL;
+	d.seq = seq;
+	d.created_at = now;
+	d.next_at = now;
+	snprintf(d.endpoint, sizeof(d.endpoint), "%s", endpoint ? endpoint : "");
+	snprintf(d.org, sizeof(d.org), "%s", org);
+	snprintf(d.job, sizeof(d.job), "%s", job ? job : "");
+	buf_init(&body);
+	if ((r = outbox_envelope(&body, event, d.id, ev->at, org, job, buf_cstr(data),
+				 data->len)) < 0) {
+		buf_free(&body);
+		return r;
+	}
+	d.body_len = (uint32_t)body.len;
+	d.cb_len = (uint32_t)cb_len;
+	key.mv_data = k;
+	key.mv_size = payload_key(k, d.id);
+	val.mv_size = body.len + cb_len;
+	r = store_err(mdb_put(t, s->dbi[DB_DELIVERIES], &key, &val, MDB_RESERVE));
+	if (r == 0) {
+		memcpy(val.mv_data, body.data, body.len);
+		if (cb_len)
+			memcpy((char *)val.mv_data + body.len, cb, cb_len);
+	}
+	buf_free(&body);
+	if (r < 0 || (r = deliv_put(s, t, &d)) < 0 || (r = due_key_set(s, t, now, d.id, 1)) < 0)
+		return r;
+	if (endpoint) {
+		size_t pn = index_key(k, endpoint, "");
+		be64_put(k + pn, ~(uint64_t)now);
+		memcpy(k + pn + 8, d.id, strlen(d.id));
+		if ((r = store_put(s, t, DB_DELIVERIES, k, pn + 8 + strlen(d.id), "", 0)) < 0)
+			return r;
+	}
+	ids_push(made, d.id);
+	return 1;
+}
+
+/* balance.low fires on the way down only: "whlow:" org is set while low. */
+static int low_flag(struct store *s, MDB_txn *t, const char *org, int set, int *was)
+{
+	char k[64];
+	int n = snprintf(k, sizeof(k), "whlow:%.40s", org), r;
+	MDB_val v;
+
+	r = store_get(s, t, DB_META, k, (size_t)n, &v);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	*was = r == 0;
+	if (set && !*was)
+		return store_put(s, t, DB_META, k, (size_t)n, "", 0);
+	if (!set && *was)
+		return store_del(s, t, DB_META, k, (size_t)n);
+	return 0;
+}
+
+int outbox_event(struct outbox *ob, MDB_txn *t, uint64_t seq, const struct event_rec *ev,
+		 const char *data, size_t data_len, int64_t now, struct wh_ids *made)
+{
+	struct store *s = ob->s;
+	struct wh_endpoint eps[WH_MAX_ENDPOINTS];
+	char org[ORG_ID_MAX + 1], job[sizeof(ev->job) + 1], type[sizeof(ev->type) + 1];
+	char *cb = NULL, *msg = NULL;
+	size_t cb_len = 0;
+	struct buf d;
+	struct job j;
+	int evs[2], ne, neps, have_job = 0, made_n = 0, r = 0, was;
+
+	field(org, sizeof(org), ev->org, sizeof(ev->org));
+	field(job, sizeof(job), ev->job, sizeof(ev->job));
+	field(type, sizeof(type), ev->type, sizeof(ev->type));
+	ne = outbox_map(ev, data, data_len, evs);
+	if (ev->kind == EV_BALANCE && ne == 0)
+		return low_flag(s, t, org, 0, &was);	/* back above: the next drop fires */
+	if (ne == 0)
+		return 0;
+	if ((neps = wh_endpoint_list(s, t, org, eps)) < 0)
+		return neps;
+	if (ev->kind != EV_BALANCE) {
+		/* The job's callback and failure message, copied now: j's variable
+		 * fields point into the map, and writes follow. */
+		if ((r = job_get(s, t, job, &j)) == 0) {
+			have_job = 1;
+			if (j.callback.n && j.callback.n <= MAX_CALLBACK_JSON &&
+			    (JOB_BIT(ev->status) & JOB_TERMINAL_MASK) && ev->kind == EV_JOB_STATUS) {
+				cb = xstrndup(j.callback.p, j.callback.n);
+				cb_len = j.callback.n;
+			}
+			if (j.error_message.n)
+				msg = xstrndup(j.error_message.p, MIN(j.error_message.n, MAX_ERROR_MESSAGE));
+			j.error_message.p = msg;
+			j.error_message.n = msg ? (uint32_t)strlen(msg) : 0;
+			j.idem.p = j.inputs.p = j.params.p = j.output.p = j.error_detail.p = NULL;
+			j.step.p = j.callback.p = j.client.p = NULL;
+		} else if (r != -ENOENT && r != -EBADMSG) {
+			return r;
+		}
+		r = 0;
+	}
+	buf_init(&d);
+	for (int i = 0; i < ne && r >= 0; i++) {
+		int e = evs[i], want = 0;
+		for (int k = 0; k < neps; k++)
+			want |= eps[k].active && (eps[k].events & WH_BIT(e));
+		if (e == WH_BALANCE_LOW) {
+			if (!want)
+				continue;	/* nobody listens: keep no state */
+			if ((r = low_flag(s, t, org, 1, &was)) < 0 || was)
+				continue;
+			balance_data(&d, ev);
+		} else {
+			job_data(&d, e, ev, data, data_len, have_job ? &j : NULL, job, type);
+		}
+		for (int k = 0; k < neps && r >= 0; k++)
+			if (eps[k].active && (eps[k].events & WH_BIT(e)) &&
+			    (r = make_delivery(ob, t, seq, ev, e, org, e == WH_BALANCE_LOW ? NULL : job,
+					       eps[k].id, NULL, 0, &d, now, made)) > 0)
+				made_n += r;
+		/* the callback goes with the terminal event (the last one) */
+		if (r >= 0 && cb && i == ne - 1) {
+			cJSON *c = cJSON_ParseWithLength(cb, cb_len);
+			char sec[WH_SECRET_MAX];
+			if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "verify")))
+				r = outbox_callback_secret(s, t, org, 1, sec);
+			cJSON_Delete(c);
+			if (r >= 0 && (r = make_delivery(ob, t, seq, ev, e, org, job, NULL, cb, cb_len,
+							 &d, now, made)) > 0)
+				made_n += r;
+		}
+	}
+	buf_free(&d);
+	free(cb);
+	free(msg);
+	return r < 0 ? r : made_n;
+}
+
+int outbox_cursor(struct store *s, MDB_txn *t, uint64_t *ret)
+{
+	MDB_val v;
+	int r = store_get(s, t, DB_META, CURSOR_KEY, strlen(CURSOR_KEY), &v);
+
+	*ret = 0;
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (v.mv_size != 8)
+		return -EBADMSG;
+	*ret = be64_get(v.mv_data);
+	return 0;
+}
+
+int outbox_advance(struct outbox *ob, MDB_txn *t, unsigned max, int64_t now,
+		   struct wh_ids *made, outbox_each_fn each, void *user, uint64_t *cursor)
+{
+	struct store *s = ob->s;
+	unsigned char kb[8];
+	uint64_t cur, last;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned n = 0;
+	int r, rc;
+
+	if ((r = outbox_cursor(s, t, &cur)) < 0)
+		return r;
+	last = cur;
+	be64_put(kb, cur + 1);
+	k.mv_data = kb;
+	k.mv_size = 8;
+	if ((rc = mdb_cursor_open(t, s->dbi[DB_EVENTS], &c)))
+		return store_err(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct event_rec ev;
+		const char *data;
+		uint64_t seq;
+		if (k.mv_size != 8)
+			continue;
+		seq = be64_get(k.mv_data);
+		last = seq;
+		n++;
+		if (v.mv_size < sizeof(ev))
+			continue;	/* not ours to judge: skip it */
+		memcpy(&ev, v.mv_data, sizeof(ev));
+		if (ev.data_len > v.mv_size - sizeof(ev))
+			continue;
+		data = (const char *)v.mv_data + sizeof(ev);
+		if (each)
+			each(user, seq, &ev, data, ev.data_len);
+		if ((r = outbox_event(ob, t, seq, &ev, data, ev.data_len, now, made)) < 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (r < 0)
+		return r;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return store_err(rc);
+	if (last != cur) {
+		be64_put(kb, last);
+		if ((r = store_put(s, t, DB_META, CURSOR_KEY, strlen(CURSOR_KEY), kb, 8)) < 0)
+			return r;
+	}
+	if (cursor)
+		*cursor = last;
+	return (int)n;
+}
+
+/* ---- attempts ------------------------------------------------------------------------ */
+
+int64_t outbox_backoff_ms(const struct config *cfg, unsigned n, int64_t retry_after_s,
+			  uint64_t *rng)
+{
+	int64_t cap = cfg->webhooks.backoff_max_ms, d = cfg->webhooks.backoff_ms;
+
+	for (unsigned i = 1; i < n && d < cap; i++)
+		d *= 2;
+	if (rng && d >= 4)
+		d += (int64_t)(rand_next(rng) % (uint64_t)(d / 4 + 1));
+	if (d > cap)
+		d = cap;
+	if (retry_after_s >= 0) {
+		int64_t ra = MIN(retry_after_s, (int64_t)WH_RETRY_AFTER_MAX_S) * 1000;
+		d = MAX(d, ra);
+	}
+	return d;
+}
+
+void wh_request_init(struct wh_request *rq)
+{
+	memset(rq, 0, sizeof(*rq));
+	buf_init(&rq->url);
+	buf_init(&rq->body);
+	buf_init(&rq->hdr);
+}
+
+void wh_request_free(struct wh_request *rq)
+{
+	buf_free(&rq->url);
+	buf_free(&rq->body);
+	buf_free(&rq->hdr);
+}
+
+static void hdr_add(struct wh_request *rq, const char *name, const char *value)
+{
+	buf_printf(&rq->hdr, "%s: %s", name, value);
+	buf_putc(&rq->hdr, '\0');
+	rq->nh++;
+}
+
+static int reserved_header(const char *name)
+{
+	static const char *const r[] = { "content-type", "content-length", "host", "expect",
+					 "transfer-encoding", "connection", "webhook-id",
+					 "webhook-timestamp", "webhook-signature" };
+	if (strncasecmp(name, "x-rendobar-", 11) == 0)
+		return 1;
+	for (size_t i = 0; i < ARRAY_SIZE(r); i++)
+		if (strcasecmp(name, r[i]) == 0)
+			return 1;
+	return 0;
+}
+
+#define REFUSE(msg) do { snprintf(rq->why, sizeof(rq->why), "%s", msg); r = -EPERM; goto out; } while (0)
+
+int outbox_request(struct outbox *ob, MDB_txn *t, const char *id, int64_t now,
+		   struct wh_request *rq)
+{
+	struct wh_delivery d;
+	struct wh_endpoint e;
+	const char *body, *cbj, *sec = NULL, *prev = NULL;
+	char cbsec[WH_SECRET_MAX], num[24], ts[24], sig[WHSIGN_RENDOBAR_LEN + 1];
+	char std[2 * (WHSIGN_STD_LEN + 1)];
+	cJSON *cb = NULL;
+	const cJSON *hs = NULL, *h;
+	int r;
+
+	buf_reset(&rq->url);
+	buf_reset(&rq->body);
+	buf_reset(&rq->hdr);
+	rq->nh = 0;
+	rq->why[0] = '\0';
+	if ((r = wh_delivery_get(ob->s, t, id, &d, &body, &cbj)) < 0)
+		return r;
+	if (d.status != WH_PENDING || d.next_at > now + WH_EARLY_MS)
+		return -ESTALE;
+	rq->attempt = d.attempts + 1;
+	snprintf(rq->id, sizeof(rq->id), "%s", d.id);
+	snprintf(rq->endpoint, sizeof(rq->endpoint), "%s", d.endpoint);
+	if (!d.callback) {
+		if ((r = wh_endpoint_get(ob->s, t, d.endpoint, &e)) == -ENOENT)
+			REFUSE("endpoint deleted");
+		if (r < 0)
+			return r;
+		if (!e.active)
+			REFUSE("endpoint disabled");
+		buf_puts(&rq->url, e.url);
+		sec = e.secret;
+		prev = e.prev_secret[0] && now < e.prev_until ? e.prev_secret : NULL;
+	} else {
+		const cJSON *u;
+		cb = cJSON_ParseWithLength(cbj, d.cb_len);
+		u = cJSON_GetObjectItemCaseSensitive(cb, "url");
+		if (!cJSON_IsString(u))
+			REFUSE("callback without a URL");
+		buf_puts(&rq->url, u->valuestring);
+		hs = cJSON_GetObjectItemCaseSensitive(cb, "headers");
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cb, "verify"))) {
+			if ((r = outbox_callback_secret(ob->s, t, d.org, 0, cbsec)) < 0)
+				REFUSE("no callback secret");
+			sec = cbsec;
+		}
+	}
+	if (wh_url_check(buf_cstr(&rq->url), ob->cfg->webhooks.allow_private_targets, rq->why,
+			 sizeof(rq->why)) < 0) {
+		char m[96];
+		snprintf(m, sizeof(m), "url %.80s", rq->why);
+		REFUSE(m);
+	}
+	buf_append(&rq->body, body, d.body_len);
+	snprintf(num, sizeof(num), "%u", rq->attempt);
+	snprintf(ts, sizeof(ts), "%lld", (long long)(now / 1000));
+	hdr_add(rq, "Content-Type", "application/json");
+	hdr_add(rq, "X-Rendobar-Event", wh_event_name(d.event));
+	hdr_add(rq, "X-Rendobar-Delivery", d.id);
+	hdr_add(rq, "X-Rendobar-Attempt", num);
+	hdr_add(rq, "X-Rendobar-Timestamp", ts);
+	hdr_add(rq, "webhook-id", d.id);
+	hdr_add(rq, "webhook-timestamp", ts);
+	if (sec) {
+		if ((r = whsign_rendobar_make(sec, now / 1000, body, d.body_len, sig)) < 0 ||
+		    (r = whsign_std_make(sec, d.id, now / 1000, body, d.body_len, std)) < 0)
+			goto out;
+		hdr_add(rq, "X-Rendobar-Signature", sig);
+		if (prev) {
+			size_t n = strlen(std);
+			if ((r = whsign_rendobar_make(prev, now / 1000, body, d.body_len, sig)) < 0 ||
+			    (r = whsign_std_make(prev, d.id, now / 1000, body, d.body_len,
+						 std + n + 1)) < 0)
+				goto out;
+			std[n] = ' ';
+			hdr_add(rq, "X-Rendobar-Signature-Previous", sig);
+		}
+		hdr_add(rq, "webhook-signature", std);
+	}
+	cJSON_ArrayForEach(h, hs) {
+		if (rq->nh >= ARRAY_SIZE(rq->hp) || !cJSON_IsString(h) || !h->string ||
+		    !*h->string || strlen(h->string) > 64 || strlen(h->valuestring) > 4096 ||
+		    strpbrk(h->string, ":\r\n \t") || strpbrk(h->valuestring, "\r\n") ||
+		    reserved_header(h->string))
+			continue;
+		hdr_add(rq, h->string, h->valuestring);
+	}
+	{
+		const char *p = rq->hdr.data;
+		for (unsigned i = 0; i < rq->nh; i++) {
+			rq->hp[i] = p;
+			p += strlen(p) + 1;
+		}
+	}
+	r = 0;
+out:
+	cJSON_Delete(cb);
+	return r;
+}
+
+#undef REFUSE
+
+int outbox_outcome(struct outbox *ob, MDB_txn *t, const struct wh_outcome *o, int64_t now,
+		   struct wh_next *ret)
+{
+	struct store *s = ob->s;
+	const struct config *cfg = ob->cfg;
+	struct wh_delivery d;
+	struct wh_endpoint e;
+	int r, have_e = 0, ok, dirty_e = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = wh_delivery_get(s, t, o->id, &d, NULL, NULL)) == -ENOENT || r == -EBADMSG ||
+	    (r == 0 && (d.status != WH_PENDING || d.attempts + 1 != o->attempt))) {
+		ret->stale = 1;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (!d.callback) {
+		if ((r = wh_endpoint_get(s, t, d.endpoint, &e)) == 0)
+			have_e = 1;
+		else if (r != -ENOENT && r != -EBADMSG)
+			return r;
+	}
+	d.attempts = o->attempt;
+	d.last_status = o->status;
+	d.last_at = now;
+	snprintf(d.last_error, sizeof(d.last_error), "%s", o->error);
+	ok = !o->final && o->status >= 200 && o->status < 300;
+	if ((r = due_key_set(s, t, d.next_at, d.id, 0)) < 0)
+		return r;
+	if (ok) {
+		d.status = WH_DELIVERED;
+		d.delivered_at = now;
+		d.next_at = 0;
+		ret->delivered = 1;
+		if (have_e && e.failures) {
+			e.failures = 0;
+			dirty_e = 1;
+		}
+	} else if (o->final || o->status == 410 || d.attempts >= (uint32_t)cfg->webhooks.max_attempts) {
+		d.status = WH_FAILED;
+		d.next_at = 0;
+		ret->failed = 1;
+		if (have_e && e.active && o->status == 410) {
+			e.active = 0;
+			e.disabled = WH_DISABLED_GONE;
+			ret->disabled = dirty_e = 1;
+		} else if (have_e && e.active) {
+			dirty_e = 1;
+			if (++e.failures >= (uint32_t)cfg->webhooks.disable_after_failures) {
+				e.active = 0;
+				e.disabled = WH_DISABLED_FAILURES;
+				ret->disabled = 1;
+			}
+		}
+	} else {
+		d.next_at = now + outbox_backoff_ms(cfg, d.attempts, o->retry_after_s, &ob->rng);
+		ret->due = d.next_at;
+		ret->attempt = d.attempts + 1;
+		if ((r = due_key_set(s, t, d.next_at, d.id, 1)) < 0 ||
+		    (r = timer_record(s, t, d.next_at, TIMER_WEBHOOK, d.id, ret->attempt)) < 0)
+			return r;
+	}
+	if (dirty_e) {
+		e.updated_at = now;
+		if ((r = wh_endpoint_put(s, t, &e)) < 0)
+			return r;
+	}
+	return deliv_put(s, t, &d);
+}
+
+int outbox_due(struct outbox *ob, MDB_txn *t, int64_t now, unsigned max, unsigned max_scan,
+	       outbox_due_fn fn, void *user)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned taken = 0, seen = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(t, ob->s->dbi[DB_DELIV_DUE], &c)))
+		return store_err(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && taken < max && seen < max_scan;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), seen++) {
+		char id[WH_ID_MAX];
+		if (k.mv_size <= 8 || k.mv_size - 8 >= sizeof(id))
+			continue;
+		if ((int64_t)be64_get(k.mv_data) > now)
+			break;
+		memcpy(id, (const char *)k.mv_data + 8, k.mv_size - 8);
+		id[k.mv_size - 8] = '\0';
+		taken += fn(user, id) > 0;
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? (int)taken : store_err(rc);
+}
+
+int64_t outbox_next_due(struct outbox *ob, MDB_txn *t)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int64_t due = INT64_MAX;
+
+	if (mdb_cursor_open(t, ob->s->dbi[DB_DELIV_DUE], &c))
+		return INT64_MAX;
+	if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size > 8)
+		due = (int64_t)be64_get(k.mv_data);
+	mdb_cursor_close(c);
+	return due;
+}
