@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 #define INIT_WAIT_MS 500
 #define SCAN_STEP 4096		/* log records read per client per tick */

@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <wslay/wslay.h>
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 #define FRAME_MAX (1u << 30)
 #define READ_BUDGET 65536	/* bytes read per readiness (fairness across clients) */
@@ -458,8 +458,8 @@ static void input_ws(struct ws_conn *c)
 	c->in_recv = false;
 	if (c->state == ST_DEAD)
 		return;
-	if (r != 0 && (c->io_err || r == WSLAY_ERR_NOMEM)) {	/* EOF, reset */
-		conn_abort(c);
+	if (r != 0 && (c->io_err || r == WSLAY_ERR_NOMEM || c->state != ST_OPEN)) {
+		conn_abort(c);	/* EOF, reset, or junk after our close frame */
 		return;
 	}
 	if (r != 0) {
