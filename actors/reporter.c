@@ -14,6 +14,7 @@
 #include "jobring/actor.h"
 #include "jobring/buf.h"
 #include "jobring/config.h"
+#include "jobring/durable.h"
 #include "jobring/httpd.h"
 #include "jobring/lifecycle.h"
 #include "jobring/log.h"
@@ -47,6 +48,7 @@ struct rep {
 	struct msg *msgs;
 	size_t nmsgs, capmsgs;
 	struct strmap last_progress;	/* job → (void *)(intptr_t)mono ms of last write */
+	struct durable durable;		/* commits waiting for their fdatasync */
 	uint64_t applied, ignored;
 };
 
@@ -307,7 +309,54 @@ static void on_request(struct httpd *h, struct httpd_req *req, void *arg)
 	err(req, 404, "NOT_FOUND", "Route not found");
 }
 
-/* Commit the turn's reports, answer them, then release the messages. */
+/* The answers and messages of one commit, released once it is durable. */
+struct rbatch {
+	struct rep *r;
+	struct answer *ans;
+	size_t nans;
+	struct msg *msgs;
+	size_t nmsgs;
+	uint64_t seq;
+};
+
+static void release(struct rep *r, struct answer *ans, size_t nans, struct msg *msgs, size_t nmsgs,
+		    uint64_t seq, int rc)
+{
+	for (size_t i = 0; i < nans; i++) {
+		struct answer *a = &ans[i];
+		if (rc < 0)
+			err(a->req, rc == -ENOSPC ? 507 : 500,
+			    rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR", "the commit failed");
+		else if (a->ignored)
+			httpd_respond(a->req, 200, "application/json", NULL, ignored_body,
+				      strlen(ignored_body));
+		else
+			httpd_respond(a->req, 200, "application/json", NULL, ok_body, strlen(ok_body));
+	}
+	if (rc == 0 || rc == -EIO) {	/* committed (even if the fsync failed) */
+		for (size_t i = 0; i < nmsgs; i++)
+			actor_send(r->a, msgs[i].kind == MSG_JOB_DONE ? ACTOR_DISPATCHER
+					 : msgs[i].kind == MSG_TIMER_ARM ? ACTOR_TIMER
+									 : ACTOR_NOTIFIER, &msgs[i]);
+		if (seq) {
+			struct msg ev = { .kind = MSG_EVENTS, .seq = seq, .at = now_ms() };
+			actor_send(r->a, ACTOR_NOTIFIER, &ev);
+		}
+	}
+}
+
+static void rbatch_durable(void *arg, int rc)
+{
+	struct rbatch *b = arg;
+	release(b->r, b->ans, b->nans, b->msgs, b->nmsgs, b->seq, rc);
+	free(b->ans);
+	free(b->msgs);
+	free(b);
+}
+
+/* Commit the turn's reports; answer them (and release the messages) once
+ * the commit is durable: at once with sync=full, or after an io_uring
+ * fdatasync while the next turn goes on (STORE_SYNC_DEFERRED). */
 static void commit(struct rep *r)
 {
 	uint64_t seq = 0;
@@ -319,29 +368,26 @@ static void commit(struct rep *r)
 		r->wtxn = NULL;
 		if (rc < 0)
 			log_error("commit failed: %s", strerror(-rc));
-	}
-	for (size_t i = 0; i < r->npending; i++) {
-		struct answer *a = &r->pending[i];
-		if (rc < 0)
-			err(a->req, rc == -ENOSPC ? 507 : 500,
-			    rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR", "the commit failed");
-		else if (a->ignored)
-			httpd_respond(a->req, 200, "application/json", NULL, ignored_body,
-				      strlen(ignored_body));
-		else
-			httpd_respond(a->req, 200, "application/json", NULL, ok_body, strlen(ok_body));
-	}
-	r->npending = 0;
-	if (rc == 0) {
-		for (size_t i = 0; i < r->nmsgs; i++)
-			actor_send(r->a, r->msgs[i].kind == MSG_JOB_DONE ? ACTOR_DISPATCHER
-					 : r->msgs[i].kind == MSG_TIMER_ARM ? ACTOR_TIMER
-									    : ACTOR_NOTIFIER, &r->msgs[i]);
-		if (seq) {
-			struct msg ev = { .kind = MSG_EVENTS, .seq = seq, .at = now_ms() };
-			actor_send(r->a, ACTOR_NOTIFIER, &ev);
+		if (rc == 0 && r->a->store.sync_full == STORE_SYNC_DEFERRED) {
+			struct rbatch *b = xcalloc(1, sizeof(*b));
+			b->r = r;
+			b->ans = r->pending;
+			b->nans = r->npending;
+			b->msgs = r->msgs;
+			b->nmsgs = r->nmsgs;
+			b->seq = seq;
+			r->pending = NULL;
+			r->npending = r->cappending = 0;
+			r->msgs = NULL;
+			r->nmsgs = r->capmsgs = 0;
+			durable_after(&r->durable, &r->a->loop, store_fd(&r->a->store), b, rbatch_durable);
+			return;
 		}
 	}
+	/* nothing written (only ignored answers or streamed progress), or sync
+	 * full/none: answer now; messages of streamed progress go out too */
+	release(r, r->pending, r->npending, r->msgs, r->nmsgs, seq, rc);
+	r->npending = 0;
 	r->nmsgs = 0;
 }
 
@@ -385,11 +431,14 @@ int reporter_main(struct actor *a)
 		httpd_tick(r.http, mono_ns());
 	}
 	httpd_stop_accepting(r.http);
-	for (int64_t end = mono_ns() + 2000000000LL; httpd_pending(r.http) && mono_ns() < end;) {
+	for (int64_t end = mono_ns() + 2000000000LL;
+	     (httpd_pending(r.http) || durable_pending(&r.durable)) && mono_ns() < end;) {
 		actor_wait(a, 10);
 		commit(&r);
 	}
 	commit(&r);
+	for (int64_t end = mono_ns() + 30000000000LL; durable_pending(&r.durable) && mono_ns() < end;)
+		actor_wait(a, 10);
 	actor_flush(a);
 	httpd_free(r.http);
 	strmap_free(&r.last_progress);

@@ -46,12 +46,13 @@ int actor_init(struct actor *a)
 	signal(SIGPIPE, SIG_IGN);
 	if ((r = region_check(a->region)) < 0)
 		return r;
-	/* Intake and reporter acknowledge commits to clients: they defer the
-	 * meta fsync to an io_uring fdatasync and answer when it completes,
-	 * so the next batch is processed while the disk works. */
+	/* Intake and reporter acknowledge commits to clients and providers:
+	 * they defer the meta fsync to an io_uring fdatasync and answer when it
+	 * completes (durable.h), so the next batch is processed meanwhile. */
 	if ((r = store_open(&a->store, a->cfg->data_dir, a->cfg->map_size_mb,
 			    a->cfg->sync == SYNC_NONE ? STORE_SYNC_NONE
-			    : a->id == ACTOR_INTAKE ? STORE_SYNC_DEFERRED : STORE_SYNC_FULL)) < 0)
+			    : a->id == ACTOR_INTAKE || a->id == ACTOR_REPORTER ? STORE_SYNC_DEFERRED
+										 : STORE_SYNC_FULL)) < 0)
 		return r;
 	if ((r = loop_init(&a->loop, 1024)) < 0) {
 		store_close(&a->store);

@@ -2,6 +2,7 @@
  * object shared by the client API files. */
 #include "api_int.h"
 #include "jobring/crypto.h"
+#include "jobring/durable.h"
 #include "jobring/lifecycle.h"
 #include "jobring/metrics.h"
 #include "jobring/presign.h"
@@ -502,51 +503,21 @@ static void answer_all(struct api *api, struct api_answer *ans, size_t n, struct
 
 /* A batch committed with the meta fsync deferred, waiting for its fdatasync. */
 struct api_batch {
-	struct loop_op op;
 	struct api *api;
 	struct api_answer *ans;
 	size_t nans;
 	struct api_out_msg *msgs;
 	size_t nmsgs;
 	uint64_t seq;
-	int done, res;
-	int cqe;		/* its own fdatasync has completed */
-	int answered;		/* answered via a later batch's fdatasync; waiting for its CQE */
-	struct api_batch *next;
 };
 
-static void batch_synced(struct loop_op *op, int res, unsigned flags)
+static void batch_durable(void *arg, int res)
 {
-	struct api_batch *b = (struct api_batch *)op, *x;
-	struct api *api = b->api;
-	(void)flags;
-
-	b->cqe = 1;
-	if (b->answered) {	/* a later fdatasync already covered it */
-		free(b);
-		return;
-	}
-	/* An fdatasync makes every earlier commit durable too. */
-	for (x = api->bhead; x; x = x->next) {
-		x->done = 1;
-		x->res = res < 0 ? -EIO : 0;
-		if (x == b)
-			break;
-	}
-	while ((x = api->bhead) && x->done) {
-		api->bhead = x->next;
-		if (!api->bhead)
-			api->btail = NULL;
-		api->nbatches--;
-		answer_all(api, x->ans, x->nans, x->msgs, x->nmsgs, x->seq, x->res);
-		free(x->ans);
-		free(x->msgs);
-		/* the kernel still names x until its own CQE: free it then */
-		if (x->cqe)
-			free(x);
-		else
-			x->answered = 1;
-	}
+	struct api_batch *b = arg;
+	answer_all(b->api, b->ans, b->nans, b->msgs, b->nmsgs, b->seq, res);
+	free(b->ans);
+	free(b->msgs);
+	free(b);
 }
 
 int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const struct msg *m),
@@ -568,8 +539,6 @@ int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const 
 		/* Group commit, pipelined: the answers wait for the fdatasync while
 		 * the next batch is already being processed. */
 		struct api_batch *b = xcalloc(1, sizeof(*b));
-		struct io_uring_sqe *sqe;
-		b->op.cb = batch_synced;
 		b->api = api;
 		b->ans = api->pending;
 		b->nans = api->npending;
@@ -580,14 +549,7 @@ int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const 
 		api->npending = api->cappending = 0;
 		api->msgs = NULL;
 		api->nmsgs = api->capmsgs = 0;
-		if (api->btail)
-			api->btail->next = b;
-		else
-			api->bhead = b;
-		api->btail = b;
-		api->nbatches++;
-		sqe = loop_sqe(api->loop, &b->op);
-		io_uring_prep_fsync(sqe, store_fd(api->store), IORING_FSYNC_DATASYNC);
+		durable_after(&api->durable, api->loop, store_fd(api->store), b, batch_durable);
 		return 0;
 	}
 	answer_all(api, api->pending, api->npending, api->msgs, api->nmsgs, seq, r);

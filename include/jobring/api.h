@@ -15,6 +15,7 @@
 
 #include "jobring/buf.h"
 #include "jobring/config.h"
+#include "jobring/durable.h"
 #include "jobring/httpd.h"
 #include "jobring/job.h"
 #include "jobring/msg.h"
@@ -56,8 +57,7 @@ struct api {
 	/* pipelined group commit (STORE_SYNC_DEFERRED): batches waiting for
 	 * their fdatasync, answered in order */
 	struct loop *loop;
-	struct api_batch *bhead, *btail;
-	unsigned nbatches;
+	struct durable durable;
 	void (*send)(void *ctx, enum actor_id to, const struct msg *m);
 	void *send_ctx;
 };
@@ -77,7 +77,7 @@ int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t
 /** Batches committed but not yet answered (waiting for their fdatasync). */
 static inline unsigned api_unsynced(const struct api *api)
 {
-	return api->nbatches;
+	return durable_pending(&api->durable);
 }
 
 /** Commit this turn's writes; then send the queued answers (or 507/500 to
