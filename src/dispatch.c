@@ -97,6 +97,27 @@ static int body_json(const struct dispatch_ctx *c, const struct job *j, uint32_t
 	return jw_finish(&w);
 }
 
+/* {baseUrl}/{path…}: one trailing '/' of the base dropped. */
+static void put_base(struct buf *out, const char *base)
+{
+	size_t n = strlen(base);
+	buf_printf(out, "%.*s", (int)(n && base[n - 1] == '/' ? n - 1 : n), base);
+}
+
+/* A path segment, percent-encoded: a task id or a provider's run id cannot
+ * add segments or a query to the URL. */
+static void put_seg(struct buf *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '_' || ch == '.' || ch == '~')
+			buf_putc(out, (char)ch);
+		else
+			buf_printf(out, "%%%02X", ch);
+	}
+}
+
 int dispatch_build(const struct dispatch_ctx *c, const struct provider_cfg *p,
 		   const struct job *j, uint32_t attempt, struct buf *url, char hdrs[4][512],
 		   unsigned *nhdrs, struct buf *body)
@@ -125,7 +146,12 @@ int dispatch_build(const struct dispatch_ctx *c, const struct provider_cfg *p,
 		free(os);
 		cJSON_Delete(opts);
 		buf_free(&inner);
-		buf_printf(url, "%s/api/v1/tasks/%s/trigger", p->url, p->task);
+		/* Trigger.dev REST API: POST /api/v1/tasks/{taskIdentifier}/trigger,
+		 * body {payload, context?, options}; answers {"id":"run_…"} */
+		put_base(url, p->url);
+		buf_puts(url, "/api/v1/tasks/");
+		put_seg(url, p->task);
+		buf_puts(url, "/trigger");
 		snprintf(hdrs[(*nhdrs)++], 512, "Authorization: Bearer %s", p->secret);
 	} else {
 		char sig[SIG_HEADER_LEN + 1];
@@ -175,7 +201,11 @@ int dispatch_cancel_build(const struct dispatch_ctx *c, const struct provider_cf
 	if (strcmp(p->kind, "trigger.dev") == 0) {
 		if (!*run_id)
 			return -EINVAL;
-		buf_printf(url, "%s/api/v2/runs/%s/cancel", p->url, run_id);
+		/* POST /api/v2/runs/{runId}/cancel (no body is read) */
+		put_base(url, p->url);
+		buf_puts(url, "/api/v2/runs/");
+		put_seg(url, run_id);
+		buf_puts(url, "/cancel");
 		snprintf(hdrs[(*nhdrs)++], 512, "Authorization: Bearer %s", p->secret);
 	} else {
 		char sig[SIG_HEADER_LEN + 1];

@@ -420,6 +420,10 @@ static int upload(struct wrun *r, const char *name, int64_t *size, struct wfail 
 	h = curl_slist_append(h, "Expect:");
 	curl_common(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	/* jobring in S3 mode answers 307 to a presigned URL: curl repeats the
+	 * PUT there with the same body (it rewinds fp itself) */
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c, CURLOPT_READDATA, fp);
 	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);

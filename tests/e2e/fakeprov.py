@@ -2,7 +2,9 @@
 contract (DESIGN.md §6) and misbehaves on request.
 
 Job params choose the behaviour: {"mode": ok|500|hang|fail|twice|old|never|
-refuse|slow, "delay": seconds before reporting, "computeMs": n}."""
+refuse|slow, "delay": seconds before reporting, "computeMs": n, "upload":
+{"name", "text"}: PUT that output file to output.uploadUrl (following a 307,
+as jobring's S3 mode answers) before reporting complete}."""
 import hashlib
 import hmac
 import http.client
@@ -11,6 +13,22 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def put_following(url, data, hops=3):
+    """PUT data to url; on a 307/308 PUT it again at the Location."""
+    for _ in range(hops):
+        u = urllib.parse.urlsplit(url)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        c.request("PUT", u.path + ("?" + u.query if u.query else ""), body=data,
+                  headers={"Content-Type": "application/octet-stream"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        if r.status not in (307, 308):
+            return r.status
+        url = r.getheader("Location")
+    return 0
 
 
 def post(url, body, token=None, timeout=10):
@@ -127,6 +145,14 @@ class FakeProvider:
                                                "message": "it broke", "detail": "stderr tail"})
             return
         out = {"files": [], "data": {"echo": p.get("echo")}}
+        up = p.get("upload")
+        if up:
+            data = up["text"].encode()
+            st = put_following(body["output"]["uploadUrl"].replace("{path}", up["name"]), data)
+            if st != 200:
+                self.report(body, "failed", error={"code": "OUTPUT_UPLOAD_FAILED", "message": str(st)})
+                return
+            out["files"].append({"path": up["name"], "size": len(data), "type": "other"})
         self.report(body, "complete", output=out, computeMs=int(p.get("computeMs", 1000)))
         if mode == "twice":
             self.report(body, "complete", output=out, computeMs=5)
