@@ -11,7 +11,9 @@
  *      go to the hub, the new deliveries are queued and retry times are
  *      armed on the timer wheel (the timers record is in the transaction);
  *   3. queued deliveries are sent (libcurl multi on this loop), at most
- *      MAX_INFLIGHT at once and MAX_PER_ENDPOINT per endpoint;
+ *      MAX_INFLIGHT at once and MAX_PER_ENDPOINT per endpoint (slots freed
+ *      by finished attempts are refilled before the commit too, so new
+ *      requests travel while it fsyncs);
  *   4. sleep on the doorbell, curl's and the hub's sockets and timers.
  *
  * In memory only: the queue of due deliveries and the set of those queued
@@ -38,6 +40,7 @@
 #define MAX_PER_ENDPOINT 32
 #define QUEUE_MAX 65536
 #define EXAMINE_PER_TURN 1024
+#define DEFER_PER_TURN 64	/* endpoint at its limit: stop looking after this many */
 #define SCAN_EVERY_MS 5000
 #define RETRY_MS 1000
 #define RESPONSE_MAX 1024
@@ -217,8 +220,19 @@ static void start_due(struct notif *n)
 	n->more = 0;
 	if (!n->qn || n->inflight >= MAX_INFLIGHT || store_begin(&n->a->store, 1, &t) < 0)
 		return;
-	while (n->qn && n->inflight < MAX_INFLIGHT && examined++ < EXAMINE_PER_TURN) {
+	while (n->qn && n->inflight < MAX_INFLIGHT && examined++ < EXAMINE_PER_TURN &&
+	       ndef < DEFER_PER_TURN) {
+		struct wh_delivery d;
+		unsigned *b = NULL;
 		dequeue(n, id);
+		/* the endpoint's limit first: building a request costs two HMACs */
+		if (wh_delivery_get(&n->a->store, t, id, &d, NULL, NULL) == 0 && d.endpoint[0] &&
+		    d.status == WH_PENDING && *(b = busy_of(n, d.endpoint)) >= MAX_PER_ENDPOINT) {
+			if (!deferred)
+				deferred = xmalloc(DEFER_PER_TURN * sizeof(*deferred));
+			memcpy(deferred[ndef++], id, WH_ID_MAX);
+			continue;
+		}
 		r = outbox_request(&n->ob, t, id, now, &n->rq);
 		if (r == -EPERM) {
 			struct wh_outcome *o = outcome_push(n, id, n->rq.attempt);
@@ -235,13 +249,7 @@ static void start_due(struct notif *n)
 			enqueue(n, id, 1);
 			break;
 		}
-		unsigned *b = n->rq.endpoint[0] ? busy_of(n, n->rq.endpoint) : NULL;
-		if (b && *b >= MAX_PER_ENDPOINT) {
-			if (!deferred)
-				deferred = xmalloc(EXAMINE_PER_TURN * sizeof(*deferred));
-			memcpy(deferred[ndef++], id, WH_ID_MAX);
-			continue;
-		}
+		b = n->rq.endpoint[0] ? busy_of(n, n->rq.endpoint) : NULL;
 		struct call *c = xcalloc(1, sizeof(*c));
 		struct curlio_req req = {
 			.method = CURLIO_POST,
@@ -283,7 +291,9 @@ static void start_due(struct notif *n)
 		enqueue(n, deferred[i], 0);
 	}
 	free(deferred);
-	n->more = n->qn > ndef && n->inflight < MAX_INFLIGHT;
+	/* look again at once only when the examination budget ran out; when
+	 * endpoints are at their limit, a finishing transfer wakes us */
+	n->more = examined > EXAMINE_PER_TURN && ndef < DEFER_PER_TURN && n->inflight < MAX_INFLIGHT;
 }
 
 /* ---- the write transaction of a turn ------------------------------------------------------ */
@@ -522,9 +532,10 @@ int notifier_main(struct actor *a)
 	}
 	while (!actor_stopping) {
 		actor_recv(a, on_msg, 4096);
+		start_due(&n);	/* refill freed slots; they run during the commit */
 		turn(&n);
 		scan(&n);
-		start_due(&n);
+		start_due(&n);	/* what the turn and the scan queued */
 		if (n.hub)
 			hub_tick(n.hub, mono_ns());
 		actor_wait(a, wait_ms(&n));

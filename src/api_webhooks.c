@@ -1,7 +1,8 @@
 /* api_webhooks.c - webhook endpoints (RENDOBAR-API.md §3.1), served under
  * both spellings:
  *
- *   /webhooks/endpoints                 POST create, GET list
+ *   /webhooks/endpoints                 POST create {name,url,subscribedEvents?,active?},
+ *                                       GET list
  *   /webhook-endpoints                  (the same, older docs)
  *     /{id}                             GET, PATCH {name,url,subscribedEvents,active}, DELETE
  *     /{id}/deliveries                  GET ?limit&offset&status
@@ -160,7 +161,7 @@ static int apply_fields(struct api *api, struct httpd_req *req, MDB_txn *child, 
 	cJSON_ArrayForEach(it, body) {
 		int ok = 0;
 		for (const char *const *k = known; *k; k++)
-			ok |= strcmp(*k, it->string) == 0 && (!create || strcmp(*k, "active") != 0);
+			ok |= strcmp(*k, it->string) == 0;
 		if (!ok) {
 			invalid(req, child, it->string, "is not a known field");
 			return -1;
@@ -171,8 +172,10 @@ static int apply_fields(struct api *api, struct httpd_req *req, MDB_txn *child, 
 		size_t n = cJSON_IsString(v) ? strlen(v->valuestring) : 0, cp = 0;
 		if (n)
 			cp = utf8_codepoints(v->valuestring, n);
-		if (!cJSON_IsString(v) || cp < 1 || cp > WH_NAME_CHARS || n >= WH_NAME_MAX ||
-		    strpbrk(v->valuestring, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\v\f\r")) {
+		int ctl = 0;
+		for (size_t i = 0; i < n; i++)
+			ctl |= (unsigned char)v->valuestring[i] < 0x20 || v->valuestring[i] == 0x7f;
+		if (!cJSON_IsString(v) || cp < 1 || cp > WH_NAME_CHARS || n >= WH_NAME_MAX || ctl) {
 			invalid(req, child, "name", "must be a string of 1 to 50 characters");
 			return -1;
 		}

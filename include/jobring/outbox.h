@@ -40,6 +40,9 @@
  * envelope for each terminal event; verify:true signs it like an endpoint
  * delivery with the org's callback secret (outbox_callback_secret).
  *
+ * Code: outbox.c holds the records, the mapping, the cursor and outcomes;
+ * outbox_send.c the target policy (wh_url_check) and outbox_request().
+ *
  * Ownership: records are copied out into caller structs; pointers returned
  * for variable data point into the map and are valid until the transaction
  * ends or the next write. Requests (struct wh_request) own their buffers.

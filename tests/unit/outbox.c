@@ -640,6 +640,32 @@ int main(void)
 		CHECK_EQ((int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(dt, "cost"), "amount")->valuedouble,
 			 500000);
 		cJSON_Delete(b);
+		/* at most WH_CB_MAX_HEADERS of the callback's headers are sent */
+		{
+			char many[2048], cbm[40];
+			size_t o = (size_t)snprintf(many, sizeof(many),
+						    "{\"url\":\"https://cb.example.com/m\",\"headers\":{");
+			for (int i = 0; i < WH_CB_MAX_HEADERS + 5; i++)
+				o += (size_t)snprintf(many + o, sizeof(many) - o, "%s\"X-H%d\":\"v\"",
+						      i ? "," : "", i);
+			snprintf(many + o, sizeof(many) - o, "}}");
+			new_job(org_b, cbm, many);
+			move(cbm, LC_CANCEL, 0);
+			advance(&made, 1);
+			const char *cm = NULL;
+			for (size_t i = 0; i < made.n; i++) {
+				get_delivery(made.v[i], &d);
+				if (d.callback && !strcmp(d.job, cbm))
+					cm = made.v[i];
+			}
+			CHECK(cm);
+			build(cm, T0, &rq, 0);
+			int custom = 0;
+			for (unsigned i = 0; i < rq.nh; i++)
+				custom += !strncmp(rq.hp[i], "X-H", 3);
+			CHECK_EQ(custom, WH_CB_MAX_HEADERS);
+			CHECK(hdr(&rq, "X-H0") && !hdr(&rq, "X-H20"));
+		}
 		/* a callback to a private address is refused when not allowed */
 		char cbp[40];
 		new_job(org_b, cbp, "{\"url\":\"http://127.0.0.1:9/x\"}");
