@@ -25,6 +25,7 @@
 #include "jobring/curlio.h"
 #include "jobring/hub.h"
 #include "jobring/log.h"
+#include "jobring/metrics.h"
 #include "jobring/outbox.h"
 #include "jobring/strmap.h"
 #include "jobring/util.h"
@@ -374,6 +375,14 @@ static void turn(struct notif *n)
 		}
 		n->delivered += (uint64_t)x->delivered;
 		n->failed += (uint64_t)x->failed;
+		if (x->delivered) {
+			metrics_observe_us(MH_WEBHOOK, (uint64_t)MAX(0, now - x->created_at) * 1000);
+			metrics_count("webhook_delivered");
+		}
+		if (x->failed)
+			metrics_count("webhook_failed");
+		if (x->disabled)
+			metrics_count("webhook_endpoint_disabled");
 		if (x->failed)
 			log_info("delivery %s failed for good after %u attempts: %s", n->out[i].id,
 				 n->out[i].attempt, n->out[i].error[0] ? n->out[i].error : "non-2xx");

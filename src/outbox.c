@@ -658,6 +658,7 @@ int outbox_outcome(struct outbox *ob, MDB_txn *t, const struct wh_outcome *o, in
 		else if (r != -ENOENT && r != -EBADMSG)
 			return r;
 	}
+	ret->created_at = d.created_at;
 	d.attempts = o->attempt;
 	d.last_status = o->status;
 	d.last_at = now;

@@ -257,6 +257,7 @@ struct wh_next {
 	int disabled;		/* the endpoint was disabled now */
 	int64_t due;		/* retry: due time (ms), 0 if none */
 	uint32_t attempt;	/* retry: its attempt number */
+	int64_t created_at;	/* when the delivery was made (≈ its event), for metrics */
 };
 
 /** Record o in write txn t at now: 2xx → delivered (endpoint failures

@@ -42,8 +42,32 @@ def get(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+got = []
+
+
+class Recv(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        got.append(self.headers.get("X-Rendobar-Event"))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+recv = ThreadingHTTPServer(("127.0.0.1", 0), Recv)
+threading.Thread(target=recv.serve_forever, daemon=True).start()
+
 with Server(CFG) as s:
     org, key = s.make_org()
+    st, ep = s.request("POST", "/webhooks/endpoints", {"name": "m", "url": f"http://127.0.0.1:{recv.server_address[1]}/h",
+                       "subscribedEvents": ["job.completed"]}, token=key)
+    check(st == 201, "a webhook endpoint for the completed jobs")
     ids = []
     for params in [{"mode": "ok"}, {"mode": "ok"}, {"mode": "ok"}, {"mode": "fail", "code": "MY_CODE"}]:
         st, j = s.request("POST", "/jobs", {"type": "fake", "params": params}, token=key)
@@ -87,7 +111,8 @@ with Server(CFG) as s:
           "ring occupancy per ring")
     check(get(samples, "jobring_lmdb_used_bytes") > 0 and get(samples, "jobring_lmdb_map_bytes") > 0,
           "LMDB size and map")
-    for h in ["jobring_submit_seconds", "jobring_wait_to_dispatch_seconds", "jobring_dispatch_to_complete_seconds"]:
+    for h in ["jobring_submit_seconds", "jobring_wait_to_dispatch_seconds", "jobring_dispatch_to_complete_seconds",
+              "jobring_webhook_delivery_seconds"]:
         check(types.get(h) == "histogram", f"{h} is a histogram")
         buckets = sorted(((float(dict(k[1])["le"]) if dict(k[1])["le"] != "+Inf" else float("inf")), v)
                          for k, v in samples.items() if k[0] == h + "_bucket")
@@ -95,6 +120,12 @@ with Server(CFG) as s:
         check(counts == sorted(counts) and buckets[-1][0] == float("inf")
               and buckets[-1][1] == get(samples, h + "_count"), f"{h}: cumulative buckets end at _count")
     check(get(samples, "jobring_submit_seconds_count") == 5, "5 submits timed")
+    wait_for(lambda: got.count("job.completed") >= 3, what="3 webhooks")
+    t2 = s.request("GET", "/metrics", raw=True)[1].decode()
+    samples2, _ = parse(t2)
+    check(get(samples2, "jobring_webhook_delivery_seconds_count") >= 3
+          and get(samples2, "jobring_events_total", event="webhook_delivered") >= 3,
+          "webhook deliveries are counted and timed")
     check(get(samples, "jobring_dispatch_to_complete_seconds_count") == 3, "3 completions timed")
 prov.close()
 print("metrics: all checks passed")
