@@ -277,20 +277,55 @@ int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t
 		return -507;
 	}
 	u->written += (int64_t)n;
-	if (last && u->discard) {
+	/* the last chunk: the file is made durable and renamed into place by
+	 * upload_done (an io_uring fdatasync), before the 200 */
+	if (last)
 		u->done = 1;
-	} else if (last) {
-		/* durable before we say 200: the provider then reports complete */
-		if (fdatasync(u->fd) < 0 || rename(u->tmp, u->final) < 0) {
-			upload_drop(u);
-			req->user = NULL;
-			return -507;
-		}
-		close(u->fd);
-		u->fd = -1;
-		u->done = 1;
-	}
 	return 0;
+}
+
+/* Make a finished upload durable and put it in place: 0 or -507. */
+static int upload_settle(struct upload *u, int fsync_res)
+{
+	int r = fsync_res < 0 || rename(u->tmp, u->final) < 0 ? -507 : 0;
+	if (r < 0)
+		unlink(u->tmp);
+	close(u->fd);
+	u->fd = -1;
+	return r;
+}
+
+static void upload_answer(struct httpd_req *req, struct upload *u, const char *name, size_t n,
+			  int r)
+{
+	struct buf b;
+
+	if (r < 0) {
+		api_err(req, 507, "STORAGE_FULL", "Cannot store the upload", NULL);
+		return;
+	}
+	buf_init(&b);
+	buf_printf(&b, "{\"path\":\"%.*s\",\"size\":%lld}", (int)n, name, (long long)u->written);
+	api_ok(req, 200, &b);
+	buf_free(&b);
+}
+
+/* The fdatasync of an upload runs on the loop; the 200 waits for it. */
+struct upload_sync {
+	struct loop_op op;	/* first: the CQE's user_data */
+	struct httpd_req *req;
+	struct upload *u;
+	size_t name_len;
+	char name[140];
+};
+
+static void upload_synced(struct loop_op *op, int res, unsigned flags)
+{
+	struct upload_sync *us = (struct upload_sync *)op;
+	(void)flags;
+	upload_answer(us->req, us->u, us->name, us->name_len, upload_settle(us->u, res));
+	free(us->u);
+	free(us);
 }
 
 /* The handler call after a streamed PUT: answer and release. A PUT without
@@ -298,7 +333,6 @@ int api_body_chunk(struct api *api, struct httpd_req *req, const char *p, size_t
 static void upload_done(struct api *api, struct httpd_req *req, struct route *r)
 {
 	struct upload *u = req->user;
-	struct buf b;
 
 	if (!u && !req->body_len) {
 		int64_t d = api_body_decide(api, req);
@@ -328,15 +362,23 @@ static void upload_done(struct api *api, struct httpd_req *req, struct route *r)
 		req->user = NULL;
 		return;
 	}
-	buf_init(&b);
-	buf_printf(&b, "{\"path\":\"%.*s\",\"size\":%lld}", (int)r->len[r->nseg - 1],
-		   r->seg[r->nseg - 1], (long long)u->written);
-	free(u);
-	req->user = NULL;
 	/* asset uploads are marked by /complete, which checks the file */
-	(void)api;
-	api_ok(req, 200, &b);
-	buf_free(&b);
+	req->user = NULL;
+	if (api->loop) {
+		struct upload_sync *us = xcalloc(1, sizeof(*us));
+		struct io_uring_sqe *sqe;
+		us->op.cb = upload_synced;
+		us->req = req;
+		us->u = u;
+		us->name_len = MIN(r->len[r->nseg - 1], sizeof(us->name));
+		memcpy(us->name, r->seg[r->nseg - 1], us->name_len);
+		sqe = loop_sqe(api->loop, &us->op);
+		io_uring_prep_fsync(sqe, u->fd, IORING_FSYNC_DATASYNC);
+		return;
+	}
+	upload_answer(req, u, r->seg[r->nseg - 1], r->len[r->nseg - 1],
+		      upload_settle(u, fdatasync(u->fd) < 0 ? -errno : 0));
+	free(u);
 }
 
 /* ---- downloads ------------------------------------------------------------------ */
