@@ -38,7 +38,7 @@
 
 #define EVENTS_PER_TURN 1024
 #define MAX_INFLIGHT 256
-#define MAX_PER_ENDPOINT 32
+#define MAX_PER_ENDPOINT 64
 #define QUEUE_MAX 65536
 #define EXAMINE_PER_TURN 1024
 #define DEFER_PER_TURN 64	/* endpoint at its limit: stop looking after this many */
