@@ -27,6 +27,7 @@
  * open only queue inside curl, whose per-handle bookkeeping grows with the
  * queue (curl_multi_remove_handle was most of this actor's CPU at 4,000). */
 #define MAX_INFLIGHT 128
+#define RETRY_MS 500	/* after a store error (e.g. a full map) */
 #define ORG_CACHE_NS (2LL * 1000000000)
 
 struct provider {
@@ -84,6 +85,8 @@ struct disp {
 	uint64_t rng;
 	uint64_t dispatched, failed;
 	struct buf url, body;
+	int64_t retry_at;	/* mono ns: after a store error, the next try */
+	unsigned store_failing;	/* consecutive failed tries (logged once) */
 };
 
 /* ---- bookkeeping ----------------------------------------------------------- */
@@ -418,11 +421,12 @@ static void apply_outcomes(struct disp *d)
 	uint64_t seq = 0;
 	int r;
 
-	if (!d->nout)
+	if (!d->nout || mono_ns() < d->retry_at)
 		return;
 	if ((r = store_begin(&d->a->store, 0, &t)) < 0) {
-		log_error("cannot begin: %s", strerror(-r));
-		return;	/* retried next turn */
+		log_error("cannot begin: %s (retrying in %d ms)", strerror(-r), RETRY_MS);
+		d->retry_at = mono_ns() + RETRY_MS * 1000000LL;
+		return;
 	}
 	/* Messages are produced only after the commit succeeds. */
 	struct { int kind; struct job j; int64_t due; int cancel, reported_first; } *after =
@@ -454,8 +458,15 @@ static void apply_outcomes(struct disp *d)
 		}
 		r = lc_apply(&d->a->store, t, &m, &j);
 		if (r == -ENOSPC || r == -EIO) {
-			log_error("store error: %s", strerror(-r));
-			break;
+			/* the txn is unusable now: drop it, keep the outcomes, and
+			 * try again later (a full map waits for room, not a spin) */
+			store_abort(t);
+			free(after);
+			if (!d->store_failing++)
+				log_error("store error: %s; outcomes kept, retrying every %d ms",
+					  strerror(-r), RETRY_MS);
+			d->retry_at = mono_ns() + RETRY_MS * 1000000LL;
+			return;
 		}
 		if (r < 0) {
 			/* The reporter may have recorded this attempt first (the provider
@@ -494,9 +505,16 @@ static void apply_outcomes(struct disp *d)
 	}
 	store_peek_seq(&d->a->store, t, "event", &seq);
 	if ((r = store_commit(t)) < 0) {
-		log_error("commit failed: %s (will retry)", strerror(-r));
+		if (!d->store_failing++)
+			log_error("commit failed: %s; outcomes kept, retrying every %d ms", strerror(-r),
+				  RETRY_MS);
+		d->retry_at = mono_ns() + RETRY_MS * 1000000LL;
 		free(after);
-		return;		/* outcomes stay queued; retried next turn */
+		return;		/* outcomes stay queued */
+	}
+	if (d->store_failing) {
+		log_info("the store accepts writes again (after %u failed tries)", d->store_failing);
+		d->store_failing = 0;
 	}
 	for (size_t i = 0; i < d->nout; i++) {
 		struct outcome *o = &d->out[i];
@@ -597,7 +615,7 @@ static int64_t next_wait_ms(struct disp *d)
 	int64_t now = mono_ns(), dl = curlio_next_deadline_ns(d->curl), ms = 1000;
 
 	if (d->nout)
-		return 0;
+		return d->retry_at > now ? MIN(RETRY_MS, (d->retry_at - now) / 1000000 + 1) : 0;
 	for (int i = 0; i < d->nprov; i++)
 		if (d->prov[i].unhealthy_until > now && d->prov[i].unhealthy_until < now + ms * 1000000)
 			ms = (d->prov[i].unhealthy_until - now) / 1000000 + 1;

@@ -163,7 +163,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 	int r, prev, to, exhausted = 0, money = 0, retake = 0;
 	char data[512];
 	const char *evdata = NULL;
-	int64_t price = 0;
+	int64_t price = 0, at;
 
 	if ((r = job_get(s, t, m->job_id, &j)) < 0)
 		return r;
@@ -200,12 +200,15 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 	    m->attempt != j.attempt)
 		return -ESTALE;
 
-	j.updated_at = m->at;
+	/* A job's times never run backwards: `at` was read before the write lock,
+	 * and another actor may have committed a later move meanwhile. */
+	at = MAX(m->at, j.updated_at);
+	j.updated_at = at;
 	switch (m->op) {
 	case LC_DISPATCHED:
 		to = JOB_DISPATCHED;
 		j.attempt = m->attempt;
-		j.dispatched_at = m->at;
+		j.dispatched_at = at;
 		j.next_try_at = 0;
 		set_str(j.provider, sizeof(j.provider), m->provider);
 		set_str(j.run_id, sizeof(j.run_id), m->run_id);
@@ -216,7 +219,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		if (j.tries >= m->max_attempts) {
 			to = JOB_FAILED;
 			exhausted = 1;
-			j.completed_at = m->at;
+			j.completed_at = at;
 			j.flags |= JOB_IN_DLQ;
 			set_str(j.error_code, sizeof(j.error_code), "DISPATCH_EXHAUSTED");
 			set_str(j.failed_phase, sizeof(j.failed_phase), "preparing");
@@ -230,12 +233,12 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		break;
 	case LC_RUNNING:
 		to = JOB_RUNNING;
-		j.started_at = m->at;
+		j.started_at = at;
 		break;
 	case LC_PROGRESS:
 		to = JOB_RUNNING;
 		if (prev == JOB_DISPATCHED)
-			j.started_at = m->at;
+			j.started_at = at;
 		j.progress = m->progress > 1000000 ? 1000000 : m->progress;
 		if (m->step)
 			j.step = jstr_of(m->step);
@@ -243,8 +246,8 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 	case LC_COMPLETE:
 		to = JOB_COMPLETE;
 		if (!j.started_at)
-			j.started_at = m->at;
-		j.completed_at = m->at;
+			j.started_at = at;
+		j.completed_at = at;
 		j.progress = 1000000;
 		j.compute_ms = m->compute_ms;
 		price = (j.flags & JOB_TEST) ? 0 : m->price;
@@ -258,7 +261,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 	case LC_FAILED:
 	case LC_TIMEOUT:
 		to = JOB_FAILED;
-		j.completed_at = m->at;
+		j.completed_at = at;
 		j.compute_ms = m->compute_ms;
 		set_str(j.error_code, sizeof(j.error_code),
 			m->op == LC_TIMEOUT ? "PROVIDER_TIMEOUT"
@@ -272,7 +275,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		break;
 	case LC_CANCEL:
 		to = JOB_CANCELLED;
-		j.completed_at = m->at;
+		j.completed_at = at;
 		break;
 	case LC_RETRY:
 		to = JOB_WAITING;
@@ -323,9 +326,9 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		return r;
 	if ((r = org_get(s, t, j.org, &org)) < 0)
 		return r;
-	if (money && (r = settle(s, t, &org, &j, to == JOB_COMPLETE ? price : 0, m->at)) < 0)
+	if (money && (r = settle(s, t, &org, &j, to == JOB_COMPLETE ? price : 0, at)) < 0)
 		return r;
-	if (retake && (r = ledger_apply(s, t, &org, LEDGER_HOLD, j.id, j.hold, m->at)) < 0)
+	if (retake && (r = ledger_apply(s, t, &org, LEDGER_HOLD, j.id, j.hold, at)) < 0)
 		return r;
 	if (to != prev) {
 		if ((r = job_index_status(s, t, &j, prev, 0)) < 0 ||
@@ -335,12 +338,12 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 	}
 	if ((r = org_put(s, t, &org)) < 0)
 		return r;
-	if (exhausted && (r = dlq_add(s, t, j.id, m->at)) < 0)
+	if (exhausted && (r = dlq_add(s, t, j.id, at)) < 0)
 		return r;
 	if (m->op == LC_RETRY && (r = lc_dlq_remove(s, t, j.id)) < 0)
 		return r;
 	if (to == JOB_DISPATCHED && j.timeout_ms > 0 &&
-	    (r = timer_record(s, t, m->at + j.timeout_ms, TIMER_EXEC, j.id, j.attempt)) < 0)
+	    (r = timer_record(s, t, at + j.timeout_ms, TIMER_EXEC, j.id, j.attempt)) < 0)
 		return r;
 	if (m->op == LC_DISPATCH_FAILED && !exhausted &&
 	    (r = timer_record(s, t, j.next_try_at, TIMER_BACKOFF, j.id, j.attempt)) < 0)
@@ -357,7 +360,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		memcpy(ev.job, j.id, sizeof(ev.job));
 		memcpy(ev.org, j.org, sizeof(ev.org));
 		memcpy(ev.type, j.type, sizeof(ev.type));
-		ev.at = m->at;
+		ev.at = at;
 		ev.attempt = j.attempt;
 		ev.progress = j.progress;
 		if ((r = event_append(s, t, &ev, NULL, 0, NULL)) < 0)
@@ -366,7 +369,7 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 		if ((r = status_event(s, t, &j, prev, evdata)) < 0)
 			return r;
 	}
-	if (money && !(j.flags & JOB_TEST) && (r = balance_event(s, t, &org, m->at)) < 0)
+	if (money && !(j.flags & JOB_TEST) && (r = balance_event(s, t, &org, at)) < 0)
 		return r;
 	if (ret && (r = job_get(s, t, j.id, ret)) < 0)
 		return r;
