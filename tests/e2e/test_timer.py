@@ -75,9 +75,11 @@ with Server(CFG) as s:
         ids = list(ex.map(lambda i: submit(s, key, "quick", {"mode": "ok", "delay": 30}), range(1000)))
     wait_for(lambda: len(prov.dispatches) >= 1000 + 2, timeout=30, what="1,000 dispatches")
     os.kill(s.actor_pids()["timer"], signal.SIGKILL)
-    done = wait_for(lambda: (lambda js: js if all(x["status"] == "failed" for x in js) else None)(
-        [job(s, key, i) for i in ids[::50]]), timeout=30, what="the deadlines after the restart")
-    js = [job(s, key, i) for i in ids]
+    wait_for(lambda: all(job(s, key, i)["status"] == "failed" for i in ids[::50]), timeout=60,
+             what="the deadlines after the restart")
+    # jobs dispatched last have the latest deadlines: wait for every one
+    js = wait_for(lambda: (lambda js: js if all(x["status"] == "failed" for x in js) else None)(
+        [job(s, key, i) for i in ids]), timeout=60, what="all 1,000 deadlines")
     early = [x["id"] for x in js if x["completedAt"] - x["dispatchedAt"] < 2000]
     codes = {x["error"]["code"] for x in js}
     check(all(x["status"] == "failed" for x in js) and codes == {"PROVIDER_TIMEOUT"} and not early,
