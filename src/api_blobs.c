@@ -170,14 +170,7 @@ static int s3_head(const struct api *api, const char *key, int64_t *size)
 
 static int asset_get(struct api *api, MDB_txn *t, const char *id, struct asset_rec *a)
 {
-	MDB_val v;
-	int r = store_get(api->store, t, DB_ASSETS, id, strlen(id), &v);
-	if (r < 0)
-		return r;
-	if (v.mv_size != sizeof(*a))
-		return -EBADMSG;
-	memcpy(a, v.mv_data, sizeof(*a));
-	return a->version == ASSET_VERSION ? 0 : -EBADMSG;
+	return store_get_rec(api->store, t, DB_ASSETS, id, a, sizeof(*a), ASSET_VERSION);
 }
 
 /* ---- streaming uploads ------------------------------------------------------ */

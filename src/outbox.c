@@ -60,15 +60,7 @@ static size_t index_key(unsigned char *k, const char *prefix, const char *id)
 
 int wh_endpoint_get(struct store *s, MDB_txn *t, const char *id, struct wh_endpoint *ret)
 {
-	MDB_val v;
-	int r = store_get(s, t, DB_ENDPOINTS, id, strlen(id), &v);
-
-	if (r < 0)
-		return r;
-	if (v.mv_size != sizeof(*ret))
-		return -EBADMSG;
-	memcpy(ret, v.mv_data, sizeof(*ret));
-	return ret->version == WH_ENDPOINT_VERSION ? 0 : -EBADMSG;
+	return store_get_rec(s, t, DB_ENDPOINTS, id, ret, sizeof(*ret), WH_ENDPOINT_VERSION);
 }
 
 int wh_endpoint_put(struct store *s, MDB_txn *t, const struct wh_endpoint *e)
@@ -145,15 +137,10 @@ int wh_delivery_get(struct store *s, MDB_txn *t, const char *id, struct wh_deliv
 {
 	unsigned char k[WH_ID_MAX + 1];
 	MDB_val v;
-	int r = store_get(s, t, DB_DELIVERIES, id, strlen(id), &v);
+	int r = store_get_rec(s, t, DB_DELIVERIES, id, ret, sizeof(*ret), WH_DELIVERY_VERSION);
 
 	if (r < 0)
 		return r;
-	if (v.mv_size != sizeof(*ret))
-		return -EBADMSG;
-	memcpy(ret, v.mv_data, sizeof(*ret));
-	if (ret->version != WH_DELIVERY_VERSION)
-		return -EBADMSG;
 	if (!body && !cb)
 		return 0;
 	if ((r = store_get(s, t, DB_DELIVERIES, k, payload_key(k, ret->id), &v)) < 0)

@@ -245,23 +245,29 @@ int store_secret(struct store *s, const char *name, const char *env_var, const c
 	return store_commit(t);
 }
 
+int store_get_rec(struct store *s, MDB_txn *t, enum store_db db, const char *key, void *out,
+		  size_t size, uint32_t version)
+{
+	MDB_val v;
+	uint32_t got;
+	int r = store_get(s, t, db, key, strlen(key), &v);
+
+	if (r < 0)
+		return r;
+	if (v.mv_size != size || size < sizeof(got))
+		return -EBADMSG;
+	memcpy(out, v.mv_data, size);	/* LMDB values are only 2-aligned */
+	memcpy(&got, out, sizeof(got));
+	return got == version ? 0 : -EBADMSG;
+}
+
 /* ---- orgs ----------------------------------------------------------------- */
 
 #define ORG_VERSION 1u
 
 int org_get(struct store *s, MDB_txn *t, const char *id, struct org_rec *ret)
 {
-	MDB_val v;
-	int r = store_get(s, t, DB_ORGS, id, strlen(id), &v);
-
-	if (r < 0)
-		return r;
-	if (v.mv_size != sizeof(*ret))
-		return -EBADMSG;
-	memcpy(ret, v.mv_data, sizeof(*ret));
-	if (ret->version != ORG_VERSION)
-		return -EBADMSG;
-	return 0;
+	return store_get_rec(s, t, DB_ORGS, id, ret, sizeof(*ret), ORG_VERSION);
 }
 
 int org_put(struct store *s, MDB_txn *t, const struct org_rec *o)

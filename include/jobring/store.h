@@ -79,6 +79,12 @@ int store_put(struct store *s, MDB_txn *t, enum store_db db, const void *k, size
 	      const void *v, size_t vn);
 int store_del(struct store *s, MDB_txn *t, enum store_db db, const void *k, size_t kn);
 
+/** Read a fixed-size record whose first field is a uint32_t version word:
+ *  copies size bytes into out. 0, -ENOENT, or -EBADMSG when the size or the
+ *  version is not the expected one. */
+int store_get_rec(struct store *s, MDB_txn *t, enum store_db db, const char *key, void *out,
+		  size_t size, uint32_t version);
+
 /** Next value of a named counter in meta (starts at 1). */
 int store_next_seq(struct store *s, MDB_txn *t, const char *name, uint64_t *ret);
 /** Current value of a named counter (0 if never used). */
