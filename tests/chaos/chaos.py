@@ -22,7 +22,7 @@ The seed is printed first; the same seed replays the same schedule (job
 specs, client decisions, fault kinds and times, receiver outages). Thread
 timing still varies from run to run."""
 import argparse
-import hashlib
+import collections
 import json
 import os
 import random
@@ -53,8 +53,13 @@ WORKER_SECRET = "chaos-worker-secret"
 NORMAL_MAP_MB = 256
 MB = 1 << 20
 # Resources after the load vs. the baseline taken after the warm-up, per actor
-# (RssAnon: heap and stacks, not the LMDB map or the shared rings).
-FD_SLACK = 16
+# (RssAnon: heap and stacks, not the LMDB map or the shared rings). Open
+# connections to our own peers (webhook receivers, the providers) are curl's
+# keep-alive pools, bounded by the actors' settings (64 per host): they are
+# counted apart, and only the other fds must come back to the baseline.
+FD_SLACK = 8
+POOL_PER_PEER = 64
+LOG_FLOOD = 2000   # server log lines in one second that count as a flood
 RSS_SLACK_KB = 48 * 1024
 RSS_SLACK_RATIO = 0.5
 
@@ -68,6 +73,7 @@ class Run:
         self.phase = "setup"
         self.jobs, self.orgs, self.receivers = {}, [], {}
         self.store_checks, self.term_rcs, self.sanitizer, self.res_violations = [], [], [], []
+        self.log_floods = []
         self.logs, self.finals, self.balances, self.provider_log = {}, {}, {}, []
         self.exit_rc = None
         self.faults_done = []
@@ -239,7 +245,7 @@ class Run:
                                       self.provlog], stdout=subprocess.PIPE,
                                      stderr=open(os.path.join(self.tmp, "provider.err"), "wb"))
         line = self.prov.stdout.readline().decode()
-        prov_port = int(line.split()[1])
+        prov_port = self.prov_port = int(line.split()[1])
         self.start_worker()
         for o in ORGS:
             for rname, _ in o["hooks"]:
@@ -248,6 +254,7 @@ class Run:
         cfg = server_config(f"http://127.0.0.1:{prov_port}/dispatch", PROV_SECRET,
                             f"http://127.0.0.1:{self.worker_port}/dispatch", WORKER_SECRET, self.media)
         cfg["storage"] = {"mapSizeMB": NORMAL_MAP_MB}
+        self.stuck_ms = cfg["sweep"]["stuckSeconds"] * 1000
         self.srv = jr.Server(cfg, env=self.env, keep=True)
         self.clients = Clients(self)
         self.probe()
@@ -323,16 +330,49 @@ class Run:
 
     # ---- resources ---------------------------------------------------------------------------
 
+    def peer_ports(self):
+        ports = {r.port for r in self.receivers.values()}
+        ports.add(self.prov_port)
+        ports.add(self.worker_port)
+        return ports
+
+    @staticmethod
+    def tcp_sockets():
+        """socket inode -> remote port, for every TCP socket on the machine."""
+        out = {}
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(path) as f:
+                    next(f)
+                    for line in f:
+                        x = line.split()
+                        out[x[9]] = int(x[2].rsplit(":", 1)[1], 16)
+            except OSError:
+                pass
+        return out
+
     def sample(self):
         out = {}
         pids = self.actor_pids()
         pids["supervisor"] = self.srv.proc.pid
+        tcp, peers = self.tcp_sockets(), self.peer_ports()
         for name, pid in pids.items():
             try:
                 with open(f"/proc/{pid}/status") as f:
                     st = f.read()
+                fds = pool = 0
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    try:
+                        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    except OSError:
+                        continue
+                    m = re.fullmatch(r"socket:\[(\d+)\]", target)
+                    if m and tcp.get(m.group(1)) in peers:
+                        pool += 1
+                    else:
+                        fds += 1
                 out[name] = {"pid": pid, "rss_kb": int(re.search(r"RssAnon:\s+(\d+)", st).group(1)),
-                             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+                             "fds": fds, "pool": pool}
             except (OSError, AttributeError):
                 pass
         return out
@@ -344,8 +384,12 @@ class Run:
                 self.res_violations.append(f"{name}: not running at the end")
                 continue
             if e["fds"] > b["fds"] + FD_SLACK:
-                self.res_violations.append(f"{name} (pid {e['pid']}): {e['fds']} open fds, baseline "
-                                           f"{b['fds']} (+{FD_SLACK} allowed)")
+                self.res_violations.append(f"{name} (pid {e['pid']}): {e['fds']} open fds besides its "
+                                           f"connection pools, baseline {b['fds']} (+{FD_SLACK} allowed)")
+            bound = POOL_PER_PEER * len(self.peer_ports())
+            if e["pool"] > bound:
+                self.res_violations.append(f"{name} (pid {e['pid']}): {e['pool']} connections to the "
+                                           f"receivers and providers, more than {bound}")
             allow = max(RSS_SLACK_KB, int(b["rss_kb"] * RSS_SLACK_RATIO))
             if e["rss_kb"] > b["rss_kb"] + allow:
                 self.res_violations.append(f"{name} (pid {e['pid']}): RssAnon {e['rss_kb']} kB, baseline "
@@ -408,15 +452,16 @@ class Run:
         self.set_map(size // MB + 2)
         self.start_server()
         self.phase = "full"
+        self.n_full = getattr(self, "n_full", 0) + 1
         org = self.orgs[0]
         n507 = made = 0
         end = time.monotonic() + seconds
         i = 0
         while time.monotonic() < end:
             i += 1
-            sp = {"org": org.name, "i": 200000 + len(self.faults_done) * 10000 + i, "at": 0, "type": "fake",
+            sp = {"org": org.name, "i": 200000 + self.n_full * 10000 + i, "at": 0, "type": "fake",
                   "kind": "fill", "params": {"mode": "ok", "echo": f"fill{i}", "computeMs": 0, "pad": "x" * 60000},
-                  "inputs": None, "key": f"fill-{self.nonce}-{len(self.faults_done)}-{i}", "test": False,
+                  "inputs": None, "key": f"fill-{self.nonce}-{self.n_full}-{i}", "test": False,
                   "callback": False, "cancel_after": None, "replay_after": None, "retry_budget": 0,
                   "malformed": False, "plan_limit": False}
             body = {"type": "fake", "params": sp["params"], "idempotencyKey": sp["key"]}
@@ -450,11 +495,11 @@ class Run:
         self.faults.stop_ev.set()
         self.faults_done = self.faults.done
         self.clients.retries_on = False
-        if self.srv.proc.poll() is not None:
-            self.start_server()
         if self.srv.config["storage"]["mapSizeMB"] != NORMAL_MAP_MB:
-            self.stop_server("TERM", "restoring the map")
+            if self.srv.proc.poll() is None:
+                self.stop_server("TERM", "restoring the map")
             self.set_map(NORMAL_MAP_MB)
+        if self.srv.proc.poll() is not None:
             self.start_server()
         for p in (self.prov, self.worker):
             os.kill(p.pid, signal.SIGCONT)
@@ -480,6 +525,7 @@ class Run:
         if self.has_webhooks:
             self.wait(self.hooks_done, 90, "webhook deliveries", 0.5)
             self.say("the webhooks the clients expect have arrived")
+            self.redeliver()
         for org in self.orgs:
             self.logs[org.name] = read_log(self.port, org.key, 1) if self.has_realtime else []
         ends = {org.name: (self.logs[org.name][-1][0] if self.logs[org.name] else None) for org in self.orgs}
@@ -497,6 +543,8 @@ class Run:
             c.stop()
         for org in self.orgs:
             self.balances[org.name] = self.clients.balance(org)
+        st, js = self.admin("GET", "/admin/dlq")
+        self.dlq = {d["id"]: d for d in js["data"]} if st == 200 and js["meta"]["total"] < 1000 else None
         self.prov.send_signal(signal.SIGTERM)
         self.prov.wait()
         with open(self.provlog) as f:
@@ -512,11 +560,46 @@ class Run:
             r.close()
         for path in (self.srv.logpath, os.path.join(self.tmp, "worker.log")):
             seen = set()
+            per_sec = {}
             with open(path, errors="replace") as f:
                 for line in f:
                     if SANITIZER.search(line) and line not in seen:
                         seen.add(line)
                         self.sanitizer.append((os.path.basename(path), line.strip()[:300]))
+                    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\S* (\w+)\[\d+\] \w+: (.{0,60})", line)
+                    if m:
+                        c = per_sec.setdefault(m.group(1), collections.Counter())
+                        c[(m.group(2), m.group(3))] += 1
+            floods = [(sum(c.values()), sec, c.most_common(1)[0]) for sec, c in per_sec.items()
+                      if sum(c.values()) > LOG_FLOOD]
+            if floods:
+                n, sec, ((actor, msg), k) = max(floods)
+                self.log_floods.append(f"{os.path.basename(path)}: {len(floods)} seconds with more than "
+                                       f"{LOG_FLOOD} lines; worst {sec}: {n} lines, {k} from {actor}: '{msg}…'")
+        self.log_bytes = os.path.getsize(self.srv.logpath)
+
+    def redeliver(self):
+        """POST …/redeliver one delivered delivery per endpoint: the same id
+        must arrive again with a higher X-Rendobar-Attempt."""
+        asked = []
+        for org in self.orgs:
+            for rname, eid, _ in org.endpoints:
+                done = [r for r in self.receivers[rname].snapshot() if 200 <= r["answered"] < 300]
+                if not done:
+                    continue
+                r = done[rng_for(self.seed, "redeliver", rname).randrange(len(done))]
+                before = max(int(x["attempt"] or 0) for x in self.receivers[rname].snapshot()
+                             if x["delivery"] == r["delivery"])
+                st, _ = self.as_org(org, "POST", f"/webhooks/endpoints/{eid}/deliveries/{r['delivery']}/redeliver")
+                asked.append((rname, r["delivery"], st, before))
+
+        def after(rname, did):
+            a = [int(x["attempt"] or 0) for x in self.receivers[rname].snapshot() if x["delivery"] == did]
+            return max(a) if a else None
+
+        self.wait(lambda: all((after(n, d) or 0) > b for n, d, st, b in asked if st in (200, 202)), 30,
+                  "the redeliveries")
+        self.redelivered = [(n, d, st, b, after(n, d)) for n, d, st, b in asked]
 
     def hooks_done(self):
         for org in self.orgs:
@@ -561,19 +644,25 @@ class Run:
             if st != 200 and st != 201:
                 http[f"{what} {st}{' ' + code if code else ''}"] = n
         p(f"chaos: non-2xx answers and failures seen by clients: {dict(sorted(http.items()))}")
-        p("chaos: resources (RssAnon kB / fds), baseline → end:")
+        p("chaos: resources, baseline → end: RssAnon kB, fds (besides pools), pooled connections to peers:")
         for name, b in self.base.items():
             e = self.end_sample.get(name, {})
             p(f"chaos:   {name:<11} {b['rss_kb']:>8} → {e.get('rss_kb', '-'):>8}   {b['fds']:>4} → {e.get('fds', '-'):>4}"
-              f"   (pid {b['pid']} → {e.get('pid', '-')})")
+              f"   {b['pool']:>3} → {e.get('pool', '-'):>3}   (pid {b['pid']} → {e.get('pid', '-')})")
         p(f"chaos: tolerance: fds +{FD_SLACK}, RssAnon +max({RSS_SLACK_KB // 1024} MiB, "
-          f"{int(RSS_SLACK_RATIO * 100)}%) per process")
+          f"{int(RSS_SLACK_RATIO * 100)}%) per process; pools ≤ {POOL_PER_PEER} per peer; "
+          f"server log {self.log_bytes // 1024} KiB")
         for what, rc in self.term_rcs:
             p(f"chaos: SIGTERM {what} → {rc}")
         for s in self.skipped:
             p(f"chaos: SKIPPED {s}")
         for n in ck.notes:
             p(f"chaos: note: {n}")
+        kinds = collections.Counter(m["kind"] for m in ck.minors)
+        for kind, n in kinds.items():
+            ex = [m for m in ck.minors if m["kind"] == kind][:3]
+            p(f"chaos: MINOR [{kind}] {n} jobs (not an invariant; the run does not fail on it), e.g. "
+              + "; ".join(f"{m['jobs'][0] if m['jobs'] else ''}: {m['detail']}" for m in ex))
         if self.clients.sched.errors:
             p(f"chaos: note: {self.clients.sched.errors} client actions raised (see above)")
         if violations:
@@ -589,7 +678,8 @@ class Run:
             p("chaos: no invariant violated")
         if self.a.report:
             with open(self.a.report, "w") as f:
-                json.dump({"seed": self.seed, "violations": violations, "faults": self.faults_done,
+                json.dump({"seed": self.seed, "violations": violations, "minor": ck.minors,
+                           "faults": self.faults_done,
                            "summary": ck.summary, "final_status": by_status,
                            "resources": {"base": self.base, "end": self.end_sample}}, f, indent=1, default=str)
         p(f"chaos: data and logs in {self.tmp} and {self.srv.tmp}" if self.a.keep or violations

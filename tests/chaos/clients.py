@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.parse
 
-from rt import rng_for
+from rt import JobWatch, rng_for
 from workload import OPEN, TERMINAL, MAX_TOPUPS, TOPUP, Job, Lost, Refused, Scheduler, http_call
 
 
@@ -21,6 +21,7 @@ class Clients:
         self.retries_on = True                  # manual retries only while the load runs
         self.stop_ev = threading.Event()
         self.key_ids = {}                       # idempotency key -> job id first acknowledged
+        self.created = collections.Counter()    # idempotency key -> 201 answers
         self.lock = threading.Lock()
 
     # ---- plumbing -------------------------------------------------------------------
@@ -152,6 +153,10 @@ class Clients:
         end = time.monotonic() + 60.0
         if key:
             org.submits["keys_sent"].add(key)
+        go = threading.Event()
+        for _ in range(sp.get("dupes", 0) - 1):
+            threading.Thread(target=self.dupe, args=(org, sp, body, token, sums, go), daemon=True).start()
+        go.set()
         while True:
             if time.monotonic() > end or self.stop_ev.is_set():
                 org.submits["gave_up"] += 1
@@ -174,9 +179,9 @@ class Clients:
             if st in (200, 201):
                 d = js["data"]
                 if expect_reject:
-                    self.anomaly("gate", [d["id"]], f"a {'malformed' if sp['malformed'] else 'plan-limited'} "
+                    self.anomaly("gate", [d["id"]], f"a {'plan-limited' if sp['plan_limit'] else 'malformed'} "
                                  f"submit was accepted: {st}")
-                if st == 200 and not maybe_sent:
+                if st == 200 and not maybe_sent and not sp.get("dupes"):
                     self.anomaly("idempotency", [d["id"]], f"a first submit with fresh key {key} was "
                                  f"answered as a replay")
                 if st == 201 and maybe_sent is False and d.get("idempotent"):
@@ -200,16 +205,43 @@ class Clients:
                 maybe_sent = True
                 time.sleep(0.5)
                 continue
+            if st == 409 and maybe_sent and isinstance(js, dict):
+                # our lost first try made the job, and it failed DISPATCH_EXHAUSTED
+                # already: the 409 names it (documented replay behaviour)
+                det = (js.get("error") or {}).get("details") or {}
+                if isinstance(det, dict) and det.get("jobId"):
+                    self.register(org, sp, {"id": det["jobId"], "status": "failed"}, 409, sums, body, token)
+                    return
             org.submits["rejected"][f"{st} {code}"] = org.submits["rejected"].get(f"{st} {code}", 0) + 1
             if not expect_reject and st not in (402,):
                 self.anomaly("gate", [], f"an ordinary submit of {sp['kind']} was refused: {st} {code} "
                              f"{(js or {}).get('error')}")
             if expect_reject:
-                want = 400 if sp["malformed"] else 403
-                if st != want:
+                # gate order: plan (403), credits (402), schema (400)
+                want = 403 if sp["plan_limit"] else 400
+                if st != want and not (want == 400 and st == 402):
                     self.anomaly("gate", [], f"expected {want}, got {st} {code}")
             if maybe_sent:
                 org.submits["unknown_keyed"].add(key)
+            return
+
+    def dupe(self, org, sp, body, token, sums, go):
+        """The same keyed submit, sent at the same moment as the first."""
+        go.wait()
+        for _ in range(40):
+            try:
+                st, js, hd = self.call("dupe", "POST", "/jobs", body, token)
+            except Refused:
+                time.sleep(0.3)
+                continue
+            except Lost:
+                return
+            if st in (200, 201):
+                self.register(org, sp, js["data"], st, sums, body, token)
+                return
+            if st in (429, 503, 507):
+                time.sleep(self.wait_hint(hd))
+                continue
             return
 
     def register(self, org, sp, d, st, sums, body, token):
@@ -228,6 +260,11 @@ class Clients:
         if sp["key"]:
             with self.lock:
                 first = self.key_ids.setdefault(sp["key"], jid)
+                if st == 201:
+                    self.created[sp["key"]] += 1
+                    if self.created[sp["key"]] > 1:
+                        self.anomaly("idempotency", [jid], f"key {sp['key']}: {self.created[sp['key']]} "
+                                     f"answers 201 Created")
             if first != jid:
                 self.anomaly("idempotency", [first, jid], f"key {sp['key']} answered with two jobs")
         if not new:
@@ -236,6 +273,9 @@ class Clients:
             self.sched.at(now + sp["cancel_after"], self.cancel, org, job)
         if sp["replay_after"] is not None:
             self.sched.at(now + sp["replay_after"], self.replay, org, job, body, token)
+        if sp.get("watch") and self.run.has_realtime:
+            job.watch = JobWatch(self.run.port, org.key, jid)
+            job.watch.start()
 
     # ---- actions on a job --------------------------------------------------------------------
 
@@ -266,10 +306,16 @@ class Clients:
             return
 
     def retry(self, org, job, failed_attempt):
+        code = ((job.last_seen or {}).get("error") or {}).get("code")
+        admin = code == "DISPATCH_EXHAUSTED" and job.spec.get("requeue")
         try:
             for _ in range(40):
                 try:
-                    st, js, hd = self.call("retry", "POST", f"/jobs/{job.id}/retry", {}, org.key)
+                    if admin:   # the operator's way back: out of the dead-letter queue
+                        st, js, hd = self.call("requeue", "POST", f"/admin/dlq/{job.id}/requeue", {},
+                                               self.run.admin_token)
+                    else:
+                        st, js, hd = self.call("retry", "POST", f"/jobs/{job.id}/retry", {}, org.key)
                 except Refused:
                     time.sleep(0.5)
                     continue
@@ -279,6 +325,7 @@ class Clients:
                     return
                 if st == 200:
                     job.retries_ok += 1
+                    job.requeues += bool(admin)
                     job.failed_retried.append(failed_attempt)
                     job.budget -= 1
                     job.acked.append((self.run.clock(), "retry 200", js["data"]["status"]))
@@ -319,6 +366,7 @@ class Clients:
                 return
             if st == 201:
                 job.replays.append((201, js["data"]["id"]))
+                org.submits["replay_created"].add(js["data"]["id"])
                 self.anomaly("idempotency", [job.id, js["data"]["id"]],
                              "a replayed idempotency key created a second job")
                 return

@@ -5,6 +5,8 @@ injects them in order while the load runs.
                   must bring up a new one
   kill_server     kill -9 the supervisor (its actors die with it),
                   `jobring check` on the crashed store, restart on the same dir
+  pause_actor     SIGSTOP one actor for a while, then SIGCONT (the others'
+                  rings to it fill up: backpressure, never a dropped fact)
   pause_provider  SIGSTOP the fake provider for a while, then SIGCONT
   pause_worker    the same for the reference worker
   kill_worker     kill -9 the reference worker (its runs die with it) and
@@ -23,9 +25,9 @@ from rt import rng_for
 
 ACTORS = ["intake", "dispatcher", "timer", "reporter", "notifier"]
 MANDATORY = ["kill_actor", "kill_actor", "kill_server", "pause_provider", "storage_full", "rt_drop",
-             "pause_worker", "kill_worker"]
-WEIGHTS = [("kill_actor", 32), ("kill_server", 10), ("pause_provider", 14), ("pause_worker", 7),
-           ("kill_worker", 5), ("storage_full", 4), ("rt_drop", 18)]
+             "pause_worker", "kill_worker", "pause_actor"]
+WEIGHTS = [("kill_actor", 30), ("kill_server", 10), ("pause_provider", 13), ("pause_worker", 6),
+           ("kill_worker", 5), ("storage_full", 4), ("rt_drop", 16), ("pause_actor", 10)]
 
 
 def schedule(seed, duration):
@@ -52,6 +54,9 @@ def schedule(seed, duration):
             a["actor"] = rng.choice(ACTORS)
         elif k == "kill_server":
             a["down"] = round(rng.uniform(0.0, 1.5), 2)
+        elif k == "pause_actor":
+            a["actor"] = rng.choice(ACTORS)
+            a["seconds"] = round(rng.uniform(1.0, 4.0), 2)
         elif k == "pause_provider":
             a["seconds"] = round(rng.uniform(1.5, 5.0), 2)
         elif k == "pause_worker":
@@ -111,6 +116,12 @@ class Faults(threading.Thread):
         self.r.crash_server("after kill -9 of the whole server")
         time.sleep(a["down"])
         self.r.start_server()
+
+    def pause_actor(self, a, rec):
+        pid = self.r.actor_pids().get(a["actor"])
+        if not pid:
+            raise RuntimeError(f"no {a['actor']} in the run file")
+        self.r.pause(pid, a["seconds"])
 
     def pause_provider(self, a, rec):
         self.r.pause(self.r.prov.pid, a["seconds"])

@@ -320,3 +320,39 @@ def read_log(port, token, after, idle=2.0, timeout=120.0):
 
 def rng_for(seed, *parts):
     return random.Random(":".join(str(p) for p in (seed,) + parts))
+
+
+class JobWatch(threading.Thread):
+    """GET /events/ws/job/{id}: the snapshot, then that job's events, until a
+    terminal status arrives (or `limit` seconds). msgs: every non-live
+    message as received."""
+
+    def __init__(self, port, token, job_id, limit=30.0):
+        super().__init__(daemon=True, name=f"watch-{job_id}")
+        self.port, self.token, self.job, self.limit = port, token, job_id, limit
+        self.msgs = []
+        self.error = None
+
+    def run(self):
+        end = time.time() + self.limit
+        try:
+            c = WSConn(self.port, f"/events/ws/job/{self.job}", self.token)
+        except (OSError, Closed, Refused) as e:
+            self.error = f"connect: {e}"
+            return
+        c.settimeout(0.5)
+        try:
+            while time.time() < end:
+                try:
+                    m = json.loads(c.recv())
+                except socket.timeout:
+                    continue
+                if m.get("live"):
+                    continue
+                self.msgs.append(m)
+                if m.get("type") == "job.status" and m.get("status") in ("complete", "failed", "cancelled"):
+                    break
+        except (OSError, Closed, ValueError) as e:
+            self.error = f"lost: {e}"
+        finally:
+            c.close()

@@ -6,14 +6,11 @@ Everything the clients learn is recorded here, in their own terms: what was
 acknowledged (2xx), what was refused, what has an unknown outcome (the
 connection died after the request went out), and every status each poll
 saw. The checker (checker.py) holds jobring to these records."""
-import hashlib
 import heapq
 import http.client
 import json
-import os
 import threading
 import time
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from rt import rng_for
@@ -33,7 +30,7 @@ ORGS = [
          hooks=[("rb", ["job.started"] + TERMINAL_EVENTS)], test=0.0, cap=None),
     dict(name="pro", plan="pro", credits=10**12, share=0.18, poll=3.0,
          hooks=[("rp", None)], test=0.3, cap=None),
-    dict(name="tiny", plan="tiny", credits=60_000_000, share=0.12, poll=1.5,
+    dict(name="tiny", plan="tiny", credits=25_000_000, share=0.12, poll=1.5,
          hooks=[("rt", ALL_EVENTS + ["balance.low"])], test=0.0, cap=None),
     dict(name="free", plan="free", credits=10**11, share=0.06, poll=12.0,
          hooks=[("rf", None)], test=0.0, cap=6),
@@ -87,6 +84,9 @@ def server_config(prov_url, prov_secret, worker_url, worker_secret, with_media):
         "dispatch": {"maxAttempts": 3, "backoffMs": 250, "backoffMaxMs": 2000, "timeoutMs": 1500,
                      "unhealthyAfter": 20, "cooldownMs": 1000},
         "sweep": {"intervalSeconds": 2, "stuckSeconds": 12},
+        # small rings: bursts and paused actors fill them, so backpressure is
+        # exercised (a full ring must never drop a fact)
+        "ringSlots": 64,
         "webhooks": {"timeoutMs": 1500, "backoffMs": 200, "backoffMaxMs": 2000, "maxAttempts": 100,
                      "disableAfterFailures": 10000, "allowPrivateTargets": True},
     }
@@ -156,6 +156,9 @@ def make_specs(seed, org, n, duration, with_media, nonce):
         sp["retry_budget"] = rng.choice([0, 1, 1, 2])
         sp["malformed"] = rng.random() < 0.02
         sp["plan_limit"] = org["plan"] == "tiny" and rng.random() < 0.04
+        sp["dupes"] = rng.choice([2, 3]) if sp["key"] and rng.random() < 0.05 else 0
+        sp["watch"] = org["plan"] != "free" and rng.random() < 0.08
+        sp["requeue"] = rng.random() < 0.3   # a DISPATCH_EXHAUSTED failure goes back by /admin/dlq
         specs.append(sp)
     specs.sort(key=lambda s: s["at"])
     return specs
@@ -231,6 +234,8 @@ class Job:
         self.replays = []        # (status, id or code)
         self.expect_sums = {}    # input name -> sha256 hex
         self.budget = spec["retry_budget"]
+        self.watch = None        # rt.JobWatch on /events/ws/job/{id}
+        self.requeues = 0        # retries done by POST /admin/dlq/{id}/requeue
         self.closed = False
         self.retry_pending = False
         self.last_seen = None
@@ -250,7 +255,7 @@ class Org:
         self.jobs = {}
         self.lock = threading.Lock()
         self.submits = {"acked": 0, "unknown_keyless": 0, "unknown_keyed": set(), "rejected": {},
-                        "keys_sent": set(), "gave_up": 0}
+                        "keys_sent": set(), "gave_up": 0, "replay_created": set()}
 
 
 class Scheduler:
