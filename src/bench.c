@@ -416,7 +416,7 @@ int bench_main(int argc, char **argv)
 	hist_init(&r->total);
 
 	if (b->mode != MODE_SUBMIT) {
-		int fd = bsrv_listen(b->provider_host, b->provider_port, &b->provider_port);
+		int fd = net_listen(b->provider_host, b->provider_port, &b->provider_port);
 		if (fd < 0) {
 			fprintf(stderr, "jobring bench: cannot listen on %s:%u: %s\n",
 				b->provider_host, b->provider_port, strerror(-fd));

@@ -169,7 +169,6 @@ void bsrv_cleanup(struct bench *b);
 int bsrv_http(const struct bench *b, const char *method, const char *path, const char *auth,
 	      const char *body, struct buf *resp);
 /** Bind a TCP listener on host:port (0: any free port); the fd, -errno. */
-int bsrv_listen(const char *host, uint16_t port, uint16_t *bound);
 
 /* bench_prov.c */
 /** FIFO of runs (report, delay and retry queues); bq_free frees the runs. */

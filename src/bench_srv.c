@@ -21,30 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
-int bsrv_listen(const char *host, uint16_t port, uint16_t *bound)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	socklen_t len = sizeof(sin);
-	int fd, one = 1;
-
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
-		return -EINVAL;
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 4096) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	getsockname(fd, (struct sockaddr *)&sin, &len);
-	*bound = ntohs(sin.sin_port);
-	return fd;
-}
 
 static int free_port(uint16_t *port)
 {
-	int fd = bsrv_listen("127.0.0.1", 0, port);
+	int fd = net_listen("127.0.0.1", 0, port);
 	if (fd < 0)
 		return fd;
 	close(fd);

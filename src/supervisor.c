@@ -64,27 +64,7 @@ static int64_t mono_ms(void)
 
 static int bind_listener(const struct addr_cfg *a, uint16_t *bound)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int one = 1, fd;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(a->port);
-	if (inet_pton(AF_INET, strcmp(a->host, "localhost") ? a->host : "127.0.0.1",
-		      &sin.sin_addr) != 1)
-		return -EINVAL;
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 4096) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	getsockname(fd, (struct sockaddr *)&sin, &len);
-	*bound = ntohs(sin.sin_port);
-	return fd;
+	return net_listen(a->host, a->port, bound);
 }
 
 static void write_runfile(struct sup *s)

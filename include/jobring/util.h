@@ -43,6 +43,11 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
 /** write() all of buf, retrying on EINTR and short writes. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t n);
 
+/** A listening TCP socket on host:port (IPv4; "localhost" means 127.0.0.1;
+ *  port 0 picks one): SO_REUSEADDR, close-on-exec, backlog 4096. Returns the
+ *  fd (the caller owns it) and the bound port in *bound, or -errno. */
+int net_listen(const char *host, uint16_t port, uint16_t *bound);
+
 /** Read a whole file into a NUL-terminated malloc'd buffer. 0 or -errno. */
 int read_file(const char *path, char **ret, size_t *ret_len);
 
