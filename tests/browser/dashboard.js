@@ -129,6 +129,16 @@ async function liveRun() {
 		`…and moves to complete with a full bar (statuses seen: ${f.seen.join(' → ')})`);
 	check(f.seen.includes('running'), 'the running state was shown on the way');
 
+	// a job with an output file: the row links to it, and the link downloads it
+	const outJob = (await api('POST', '/jobs', { type: 'fake', params: { mode: 'ok',
+		upload: { name: 'result.txt', text: 'hello from the dashboard test\n' } } })).data;
+	await follow(page, outJob.id, 'complete', 20000);
+	await page.waitForSelector(`#jobs tr[data-job-id="${outJob.id}"] a.out`, { timeout: 8000 });
+	const href = await page.getAttribute(`#jobs tr[data-job-id="${outJob.id}"] a.out`, 'href');
+	const got = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+	check(/\/dl\//.test(href) && got === 'hello from the dashboard test\n',
+		'a completed job with a file links its output, and the link downloads it');
+
 	const bal1 = (await api('GET', '/billing/balance')).data.balance;
 	check(bal1 < bal0, 'the job was charged');
 	await page.waitForFunction((b) => document.getElementById('balance').dataset.nanodollars === String(b), bal1, { timeout: 8000 });
