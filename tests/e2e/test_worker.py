@@ -146,13 +146,18 @@ class Worker:
         for raw in self.proc.stderr:
             self.lines.append(raw.decode(errors="replace"))
 
-    def run_pid(self, job_id):
-        """The pid the worker logged for the run of job_id."""
-        for line in self.lines:
-            m = re.search(r"job %s attempt \d+: \S+ run \S+ started \(pid (\d+)\)" % job_id, line)
-            if m:
-                return int(m.group(1))
-        return None
+    def run_pid(self, job_id, wait=5.0):
+        """The pid the worker logged for the run of job_id (the log is read by
+        another thread, so wait a little for the line to arrive)."""
+        end = time.time() + wait
+        while True:
+            for line in list(self.lines):
+                m = re.search(r"job %s attempt \d+: \S+ run \S+ started \(pid (\d+)\)" % job_id, line)
+                if m:
+                    return int(m.group(1))
+            if time.time() >= end:
+                return None
+            time.sleep(0.05)
 
     def request(self, method, path, body=None, sign=True, secret=SECRET, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
