@@ -412,7 +412,7 @@ static void submit(struct api *api, struct httpd_req *req)
 	}
 
 	memset(&j, 0, sizeof(j));
-	id_new(j.id, sizeof(j.id), "job_", 20);
+	id_new_sorted(j.id, sizeof(j.id), "job_", 20);
 	snprintf(j.org, sizeof(j.org), "%s", a.org.id);
 	snprintf(j.type, sizeof(j.type), "%s", type->name);
 	j.created_at = now_ms();

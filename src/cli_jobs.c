@@ -138,6 +138,7 @@ static int split_kv(const struct cli *c, const char *opt, const char *s, char *k
 {
 	const char *eq = strchr(s, '=');
 
+	*v = NULL;
 	if (!eq || eq == s || (size_t)(eq - s) >= ksz)
 		return cli_usage_error(c, "--%s wants %s, not '%s'", opt,
 				       !strcmp(opt, "param") ? "K=V" : "NAME=URL or NAME=@FILE", s);

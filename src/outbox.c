@@ -392,7 +392,7 @@ static int make_delivery(struct outbox *ob, MDB_txn *t, uint64_t seq, const stru
 	int r;
 
 	memset(&d, 0, sizeof(d));
-	id_new(d.id, sizeof(d.id), "del_", 20);
+	id_new_sorted(d.id, sizeof(d.id), "del_", 20);
 	d.status = WH_PENDING;
 	d.event = (uint8_t)event;
 	d.callback = endpoint == NULL;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,23 +98,73 @@ uint64_t rand_next(uint64_t *s)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
-size_t id_new(char *out, size_t outsz, const char *prefix, size_t n)
+/* Ids use an alphabet in ASCII order, so an id's time prefix sorts the way
+ * the time does. Random bytes come from a small per-process pool: one
+ * getrandom per 4 KiB instead of one per id (a forked child drops it, so
+ * actors never share it). */
+static const char id_alpha[] = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
+static unsigned char id_pool[4096];
+static size_t id_left;
+
+static void id_forked(void)
 {
-	static const char alpha[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	id_left = 0;
+}
+
+static void id_register(void)
+{
+	pthread_atfork(NULL, NULL, id_forked);
+}
+
+static void id_random(unsigned char *out, size_t n)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, id_register);
+	while (n) {
+		if (!id_left) {
+			rand_bytes(id_pool, sizeof(id_pool));
+			id_left = sizeof(id_pool);
+		}
+		size_t k = n < id_left ? n : id_left;
+		memcpy(out, id_pool + sizeof(id_pool) - id_left, k);
+		id_left -= k;
+		out += k;
+		n -= k;
+	}
+}
+
+static size_t id_make(char *out, size_t outsz, const char *prefix, size_t n, int sorted)
+{
 	unsigned char rnd[64];
-	size_t plen = strlen(prefix);
+	size_t plen = strlen(prefix), i = 0;
 
 	if (n > sizeof(rnd))
 		n = sizeof(rnd);
-	if (plen + n + 1 > outsz)
+	if (plen + n + 1 > outsz || (sorted && n < ID_TIME_CHARS + 8))
 		abort();
-	rand_bytes(rnd, n);
 	memcpy(out, prefix, plen);
-	for (size_t i = 0; i < n; i++)
-		out[plen + i] = alpha[rnd[i] & 63];
+	if (sorted) {
+		uint64_t t = (uint64_t)now_ms();
+		for (; i < ID_TIME_CHARS; i++)
+			out[plen + i] = id_alpha[(t >> (6 * (ID_TIME_CHARS - 1 - i))) & 63];
+	}
+	id_random(rnd, n - i);
+	for (size_t k = 0; i < n; i++, k++)
+		out[plen + i] = id_alpha[rnd[k] & 63];
 	out[plen + n] = '\0';
 	return plen + n;
+}
+
+size_t id_new(char *out, size_t outsz, const char *prefix, size_t n)
+{
+	return id_make(out, outsz, prefix, n, 0);
+}
+
+size_t id_new_sorted(char *out, size_t outsz, const char *prefix, size_t n)
+{
+	return id_make(out, outsz, prefix, n, 1);
 }
 
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)

@@ -36,6 +36,12 @@ uint64_t rand_next(uint64_t *state);
 /** Write prefix + n url-safe random chars + NUL into out (size >= strlen(prefix)+n+1).
  *  Returns the length written. */
 size_t id_new(char *out, size_t outsz, const char *prefix, size_t n);
+/** Like id_new, but the first ID_TIME_CHARS chars are the creation time in
+ *  milliseconds, so ids made later sort after (B-tree inserts then land on
+ *  the rightmost pages instead of a random one each); n >= ID_TIME_CHARS + 8,
+ *  and the rest is random. */
+#define ID_TIME_CHARS 8
+size_t id_new_sorted(char *out, size_t outsz, const char *prefix, size_t n);
 
 /** Parse a decimal int64 in [min,max] from s (whole string). 0 or -EINVAL/-ERANGE. */
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
