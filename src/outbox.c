@@ -473,6 +473,17 @@ int outbox_event(struct outbox *ob, MDB_txn *t, uint64_t seq, const struct event
 		return 0;
 	if ((neps = wh_endpoint_list(s, t, org, eps)) < 0)
 		return neps;
+	{
+		/* Most events go nowhere (no endpoint wants them, and only a
+		 * terminal status event can carry a per-job callback): skip
+		 * reading the job for those. */
+		int wanted = 0;
+		for (int i = 0; i < ne; i++)
+			for (int k = 0; k < neps; k++)
+				wanted |= eps[k].active && (eps[k].events & WH_BIT(evs[i]));
+		if (!wanted && !(ev->kind == EV_JOB_STATUS && (JOB_BIT(ev->status) & JOB_TERMINAL_MASK)))
+			return 0;
+	}
 	if (ev->kind != EV_BALANCE) {
 		/* The job's callback and failure message, copied now: j's variable
 		 * fields point into the map, and writes follow. */

@@ -127,6 +127,12 @@ int curlio_start(struct curlio *c, const struct curlio_req *r);
 /** Transfers started and not yet completed. */
 unsigned curlio_active(const struct curlio *c);
 
+/** Of those, the ones waiting for a connection: at most max_host_connections
+ *  transfers per "scheme://host:port" run in curl at once, the others wait
+ *  in curlio in the order they were started (their timeout starts when
+ *  they run). O(waiting); for tests and metrics. */
+unsigned curlio_waiting(const struct curlio *c);
+
 /** When curlio_tick() next needs to run: CLOCK_MONOTONIC ns (mono_ns()),
  *  INT64_MAX if curl has no timer. May be in the past (run it now). */
 int64_t curlio_next_deadline_ns(const struct curlio *c);

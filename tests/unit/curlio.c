@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -653,16 +654,71 @@ static void test_limits_and_free(void)
 	curlio_free(NULL);
 }
 
+/* At most max_host_connections transfers per host run in curl; the rest
+ * wait in curlio (FIFO) and run as slots free up, whatever the URL's
+ * spelling of the same host; another host does not wait behind them. */
+static void test_host_queue(void)
+{
+	struct curlio_config cfg = { .max_connections = 8, .max_host_connections = 2 };
+	struct curlio *c;
+	struct got g[7];
+	char url[3][128];
+
+	CHECK_EQ(curlio_init(&c, &loop, &cfg), 0);
+	snprintf(url[0], sizeof(url[0]), "http://127.0.0.1:%u/slow", port);
+	snprintf(url[1], sizeof(url[1]), "HTTP://u:p@127.0.0.1:%u/slow#x", port);
+	snprintf(url[2], sizeof(url[2]), "http://localhost:%u/ok", port);
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < 6; i++) {
+		struct curlio_req r = { .method = CURLIO_GET, .url = url[i % 2], .timeout_ms = 300,
+					.done = got_done, .user = &g[i] };
+		CHECK_EQ(curlio_start(c, &r), 0);
+	}
+	CHECK_EQ(curlio_active(c), 6);
+	CHECK_EQ(curlio_waiting(c), 4);
+	{
+		struct curlio_req r = { .method = CURLIO_GET, .url = url[2], .done = got_done,
+					.user = &g[6] };
+		CHECK_EQ(curlio_start(c, &r), 0);
+		CHECK_EQ(curlio_waiting(c), 4);
+	}
+	int64_t t0 = mono_ns();
+	run_until_idle(c);
+	for (int i = 0; i < 6; i++) {
+		CHECK(g[i].done);
+		CHECK_EQ(g[i].code, 28);	/* CURLE_OPERATION_TIMEDOUT */
+		free(g[i].body);
+	}
+	CHECK_EQ(g[6].status, 200);
+	free(g[6].body);
+	/* three rounds of two: each waiting one got its own 300 ms */
+	CHECK(mono_ns() - t0 >= 850 * 1000000LL);
+	CHECK_EQ(curlio_waiting(c), 0);
+	curlio_free(c);
+}
+
+/* CURLIO_BENCH=N [CURLIO_BENCH_INFLIGHT=K] [CURLIO_BENCH_CONNS=H]: N POSTs,
+ * K in flight (64) over at most H connections (K). */
 static int bench(unsigned n)
 {
 	struct curlio *c;
-	struct curlio_config cfg = { .max_connections = 64, .max_host_connections = 64 };
+	const char *ki = getenv("CURLIO_BENCH_INFLIGHT"), *hc = getenv("CURLIO_BENCH_CONNS");
+	unsigned k = ki ? (unsigned)atoi(ki) : 64, h = hc ? (unsigned)atoi(hc) : k;
+	struct curlio_config cfg = { .max_connections = h, .max_host_connections = h };
+	struct rusage u0, u1;
 
 	CHECK_EQ(curlio_init(&c, &loop, &cfg), 0);
 	unsigned long before = server_conns(c);
-	double rps = run_many(c, "/ok", n, 64);
-	printf("bench: %u POSTs (0-2000 B bodies), 64 in flight: %.0f requests/s over %lu connections\n",
-	       n, rps, server_conns(c) - before);
+	getrusage(RUSAGE_SELF, &u0);
+	double rps = run_many(c, "/ok", n, k);
+	getrusage(RUSAGE_SELF, &u1);
+	double cpu = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec + u1.ru_stime.tv_sec -
+			      u0.ru_stime.tv_sec) +
+		     (double)(u1.ru_utime.tv_usec - u0.ru_utime.tv_usec + u1.ru_stime.tv_usec -
+			      u0.ru_stime.tv_usec) / 1e6;
+	printf("bench: %u POSTs (0-2000 B bodies), %u in flight: %.0f requests/s over %lu "
+	       "connections, client CPU %.1f us/request\n", n, k, rps, server_conns(c) - before,
+	       cpu / n * 1e6);
 	curlio_free(c);
 	return T_PASS;
 }
@@ -697,6 +753,7 @@ int main(void)
 		curlio_free(c);
 		test_deny_private();
 		test_limits_and_free();
+		test_host_queue();
 		r = T_PASS;
 	}
 	loop_fini(&loop);
