@@ -451,11 +451,75 @@ static int low_flag(struct store *s, MDB_txn *t, const char *org, int set, int *
 	return 0;
 }
 
+/* What outbox_event needs of an org's endpoints, cached for the events of
+ * one outbox_advance call (endpoints do not change inside it): reading the
+ * full records (2.4 KiB each) for every event was a good part of the
+ * notifier's time in its write transaction. */
+struct ep_brief {
+	char id[WH_ID_MAX];
+	uint32_t events, active;
+};
+
+struct ep_org {
+	char org[ORG_ID_MAX + 1];
+	int n;
+	struct ep_brief eps[WH_MAX_ENDPOINTS];
+};
+
+#define EP_CACHE_ORGS 16
+
+struct ep_cache {
+	struct ep_org v[EP_CACHE_ORGS];
+	unsigned n, next;	/* used slots; the next one to replace */
+};
+
+static const struct ep_org *org_endpoints(struct store *s, MDB_txn *t, struct ep_cache *cache,
+					  struct ep_org *tmp, const char *org, int *err)
+{
+	struct wh_endpoint eps[WH_MAX_ENDPOINTS];
+	struct ep_org *o = tmp;
+	int n;
+
+	for (unsigned i = 0; cache && i < cache->n; i++)
+		if (!strcmp(cache->v[i].org, org))
+			return &cache->v[i];
+	if ((n = wh_endpoint_list(s, t, org, eps)) < 0) {
+		*err = n;
+		return NULL;
+	}
+	if (cache) {
+		o = &cache->v[cache->next];
+		cache->next = (cache->next + 1) % EP_CACHE_ORGS;
+		cache->n = MAX(cache->n, cache->next ? cache->next : EP_CACHE_ORGS);
+	}
+	snprintf(o->org, sizeof(o->org), "%s", org);
+	o->n = n;
+	for (int k = 0; k < n; k++) {
+		memcpy(o->eps[k].id, eps[k].id, WH_ID_MAX);
+		o->eps[k].events = eps[k].events;
+		o->eps[k].active = eps[k].active;
+	}
+	return o;
+}
+
+static int event_to_deliveries(struct outbox *ob, MDB_txn *t, struct ep_cache *cache,
+			       uint64_t seq, const struct event_rec *ev, const char *data,
+			       size_t data_len, int64_t now, struct wh_ids *made);
+
 int outbox_event(struct outbox *ob, MDB_txn *t, uint64_t seq, const struct event_rec *ev,
 		 const char *data, size_t data_len, int64_t now, struct wh_ids *made)
 {
+	return event_to_deliveries(ob, t, NULL, seq, ev, data, data_len, now, made);
+}
+
+static int event_to_deliveries(struct outbox *ob, MDB_txn *t, struct ep_cache *cache,
+			       uint64_t seq, const struct event_rec *ev, const char *data,
+			       size_t data_len, int64_t now, struct wh_ids *made)
+{
 	struct store *s = ob->s;
-	struct wh_endpoint eps[WH_MAX_ENDPOINTS];
+	struct ep_org tmp;
+	const struct ep_org *eo;
+	const struct ep_brief *eps;
 	char org[ORG_ID_MAX + 1], job[sizeof(ev->job) + 1], type[sizeof(ev->type) + 1];
 	char *cb = NULL, *msg = NULL;
 	size_t cb_len = 0;
@@ -471,8 +535,10 @@ int outbox_event(struct outbox *ob, MDB_txn *t, uint64_t seq, const struct event
 		return low_flag(s, t, org, 0, &was);	/* back above: the next drop fires */
 	if (ne == 0)
 		return 0;
-	if ((neps = wh_endpoint_list(s, t, org, eps)) < 0)
-		return neps;
+	if (!(eo = org_endpoints(s, t, cache, &tmp, org, &r)))
+		return r;
+	eps = eo->eps;
+	neps = eo->n;
 	{
 		/* Most events go nowhere (no endpoint wants them, and only a
 		 * terminal status event can carry a per-job callback): skip
@@ -568,15 +634,21 @@ int outbox_advance(struct outbox *ob, MDB_txn *t, unsigned max, int64_t now,
 	MDB_val k, v;
 	unsigned n = 0;
 	int r, rc;
+	struct ep_cache *cache = xmalloc(sizeof(*cache));
 
-	if ((r = outbox_cursor(s, t, &cur)) < 0)
+	cache->n = cache->next = 0;
+	if ((r = outbox_cursor(s, t, &cur)) < 0) {
+		free(cache);
 		return r;
+	}
 	last = cur;
 	be64_put(kb, cur + 1);
 	k.mv_data = kb;
 	k.mv_size = 8;
-	if ((rc = mdb_cursor_open(t, s->dbi[DB_EVENTS], &c)))
+	if ((rc = mdb_cursor_open(t, s->dbi[DB_EVENTS], &c))) {
+		free(cache);
 		return store_err(rc);
+	}
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		struct event_rec ev;
@@ -595,10 +667,12 @@ int outbox_advance(struct outbox *ob, MDB_txn *t, unsigned max, int64_t now,
 		data = (const char *)v.mv_data + sizeof(ev);
 		if (each)
 			each(user, seq, &ev, data, ev.data_len);
-		if ((r = outbox_event(ob, t, seq, &ev, data, ev.data_len, now, made)) < 0)
+		if ((r = event_to_deliveries(ob, t, cache, seq, &ev, data, ev.data_len, now,
+					     made)) < 0)
 			break;
 	}
 	mdb_cursor_close(c);
+	free(cache);
 	if (r < 0)
 		return r;
 	if (rc != 0 && rc != MDB_NOTFOUND)

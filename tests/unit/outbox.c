@@ -152,6 +152,38 @@ static unsigned events_for(const struct wh_ids *made, const char *endpoint, int 
 	return bits;
 }
 
+/* One advance over the events of more orgs than the endpoint cache of a
+ * turn holds, interleaved: every delivery goes to its own org's endpoint. */
+static void test_many_orgs(struct wh_ids *made)
+{
+	enum { ORGS = 20, ROUNDS = 3 };
+	char orgs[ORGS][ORG_ID_MAX], job[32];
+	struct wh_endpoint eps[ORGS];
+	struct wh_delivery d;
+
+	advance(made, 1);	/* earlier events out of the way */
+	for (int i = 0; i < ORGS; i++) {
+		make_org(orgs[i], 10000000000);
+		make_endpoint(&eps[i], orgs[i], WH_BIT(WH_JOB_CREATED), 1);
+	}
+	for (int r = 0; r < ROUNDS; r++)
+		for (int i = 0; i < ORGS; i++)
+			new_job(orgs[(i * 7 + r) % ORGS], job, NULL);
+	CHECK_EQ(advance(made, 1), ORGS * ROUNDS);
+	int per[ORGS] = { 0 };
+	for (size_t k = 0; k < made->n; k++) {
+		get_delivery(made->v[k], &d);
+		int i = 0;
+		while (i < ORGS && strcmp(orgs[i], d.org))
+			i++;
+		CHECK(i < ORGS);
+		CHECK_STR(d.endpoint, eps[i].id);
+		per[i]++;
+	}
+	for (int i = 0; i < ORGS; i++)
+		CHECK_EQ(per[i], ROUNDS);
+}
+
 static void test_map(void)
 {
 	struct event_rec ev;
@@ -744,6 +776,8 @@ int main(void)
 			store_abort(t);
 		}
 	}
+
+	test_many_orgs(&made);
 
 	wh_request_free(&rq);
 	free(made.v);
