@@ -402,6 +402,7 @@ void api_init(struct api *api, const struct config *cfg, struct store *store,
 
 void api_free(struct api *api)
 {
+	api_submits_free(api);
 	store_abort(api->wtxn);
 	for (size_t i = 0; i < api->npending; i++)
 		buf_free(&api->pending[i].body);
@@ -528,6 +529,7 @@ int api_commit(struct api *api, void (*send)(void *ctx, enum actor_id to, const 
 
 	api->send = send;
 	api->send_ctx = ctx;
+	api_submits_apply(api);
 	if (!api->wtxn)
 		return 0;
 	store_peek_seq(api->store, api->wtxn, "event", &seq);

@@ -5,10 +5,12 @@
 
 #include "jobring/account.h"
 #include "jobring/api.h"
+#include "jobring/job.h"
 
 #include <cjson/cJSON.h>
 
 #define API_MAX_JSON_DEPTH 32
+#define MAX_IDEM_KEY 255		/* bytes of an idempotencyKey */
 
 struct auth {
 	struct key_rec key;
@@ -70,6 +72,23 @@ void api_webhooks_route(struct api *api, struct httpd_req *req, struct route *r)
 void api_realtime_route(struct api *api, struct httpd_req *req, struct route *r);
 /* GET /dashboard and GET /openapi.json (api_web.c). */
 void api_web_route(struct api *api, struct httpd_req *req, struct route *r);
+
+/* A POST /jobs that passed every check that needs no write transaction,
+ * waiting for the turn's end to be written (api_jobs.c). */
+struct api_submit {
+	struct httpd_req *req;
+	struct job j;			/* idem, client point into this struct */
+	const struct plan_cfg *plan;
+	int test;
+	char *inputs, *params, *callback;	/* owned; j points at them */
+	char idem[MAX_IDEM_KEY + 1];
+	char client[65];
+};
+
+/* Write the turn's checked submissions (answers queue for the commit). */
+void api_submits_apply(struct api *api);
+/* Drop them unwritten (api_free). */
+void api_submits_free(struct api *api);
 
 /* A job message for the dispatcher. */
 void api_msg_job(struct msg *m, int kind, const struct job *j);

@@ -12,7 +12,6 @@
 
 #define MAX_INPUTS 32
 #define MAX_INLINE_CONTENT 65536
-#define MAX_IDEM_KEY 255
 
 /* ---- types ------------------------------------------------------------------ */
 
@@ -229,6 +228,125 @@ static int idem_lookup(struct api *api, MDB_txn *t, const char *org, const char 
 	return 0;
 }
 
+/* An idempotent replay: the answer is the first job, whatever the payload;
+ * answered after the commit (the first job may be in this batch). Takes t. */
+static void replay(struct api *api, struct httpd_req *req, MDB_txn *t, const char *first,
+		   const char *key)
+{
+	struct job fj;
+	int r;
+
+	if ((r = job_get(api->store, t, first, &fj)) < 0) {
+		api_store_error(api, t, req, r);
+		return;
+	}
+	if (fj.status == JOB_FAILED && strcmp(fj.error_code, "DISPATCH_EXHAUSTED") == 0) {
+		char d[96], m[400];
+		snprintf(d, sizeof(d), "{\"jobId\":\"%s\"}", fj.id);
+		snprintf(m, sizeof(m), "Idempotency key \"%.200s\" is already bound to job %s, "
+			 "which failed with a retryable error. Retry with a new "
+			 "idempotency key", key, fj.id);
+		store_abort(t);
+		api_err(req, 409, "CONFLICT", m, d);
+		return;
+	}
+	job_data(api, &fj, &api->scratch, 1);
+	api_wdone(api, t, req, 200, &api->scratch, NULL);
+}
+
+/* The gate's org checks (queue limit, credits) against o. 0, or answered. */
+static int org_room(struct httpd_req *req, const struct auth *a, const struct org_rec *o,
+		    int64_t hold)
+{
+	if (o->n_waiting + o->n_active >= (uint32_t)a->plan->queue_limit) {
+		api_err(req, 429, "QUEUE_FULL", "Too many unfinished jobs for your plan's queue limit",
+			NULL);
+		return -1;
+	}
+	if (!a->test && o->balance - o->held < hold) {
+		api_err(req, 402, "INSUFFICIENT_CREDITS", "Not enough credits for this job", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void submit_free(struct api_submit *q)
+{
+	free(q->inputs);
+	free(q->params);
+	free(q->callback);
+}
+
+/* Write one checked submission in the turn's write transaction: the
+ * idempotency key and the org's room are checked again there (they may
+ * have changed since the read snapshot, or earlier in this batch). */
+static void submit_apply(struct api *api, struct api_submit *q)
+{
+	struct org_rec o;
+	struct auth a = { .plan = q->plan, .test = q->test };
+	char first[32];
+	MDB_txn *t;
+	int r;
+
+	if ((r = api_wbegin(api, &t)) < 0) {
+		api_store_error(api, NULL, q->req, r);
+		return;
+	}
+	if (q->idem[0] && idem_lookup(api, t, q->j.org, q->idem, first) == 0) {
+		replay(api, q->req, t, first, q->idem);
+		return;
+	}
+	if ((r = org_get(api->store, t, q->j.org, &o)) < 0) {
+		api_store_error(api, t, q->req, r);
+		return;
+	}
+	if (org_room(q->req, &a, &o, q->j.hold) < 0) {
+		store_abort(t);
+		return;
+	}
+	q->j.created_at = now_ms();
+	if ((r = lc_create(api->store, t, &q->j)) < 0) {
+		api_store_error(api, t, q->req, r);
+		return;
+	}
+	{
+		struct msg m;
+		api_msg_job(&m, MSG_JOB_WAITING, &q->j);
+		m.priority = (int8_t)MAX(-100, MIN(100, q->plan->priority));
+		api_post(api, ACTOR_DISPATCHER, &m);
+	}
+	job_data(api, &q->j, &api->scratch, 0);
+	api_wdone(api, t, q->req, 201, &api->scratch, NULL);
+	if (api->npending && api->pending[api->npending - 1].req == q->req)
+		api->pending[api->npending - 1].submit = 1;
+}
+
+void api_submits_apply(struct api *api)
+{
+	for (size_t i = 0; i < api->nsubmits; i++) {
+		submit_apply(api, &api->submits[i]);
+		submit_free(&api->submits[i]);
+	}
+	api->nsubmits = 0;
+}
+
+void api_submits_free(struct api *api)
+{
+	for (size_t i = 0; i < api->nsubmits; i++)
+		submit_free(&api->submits[i]);
+	free(api->submits);
+	api->submits = NULL;
+	api->nsubmits = api->capsubmits = 0;
+}
+
+/* POST /jobs. Everything that needs no consistent view of the store (the
+ * body, the plan, the schema, the inputs) is checked before the write
+ * transaction begins: that transaction holds the one LMDB writer lock every
+ * actor shares. The gate's order is kept: the org checks run first against
+ * the read snapshot (in the gate's order), then again inside the write
+ * transaction, which is what decides. The writes of a turn's submissions
+ * happen together at its end (api_submits_apply), so the lock is not held
+ * while later requests of the same turn are parsed and validated. */
 static void submit(struct api *api, struct httpd_req *req)
 {
 	struct auth a;
@@ -238,7 +356,7 @@ static void submit(struct api *api, struct httpd_req *req)
 	const struct jobtype_cfg *type;
 	struct schema_errors errs;
 	struct job j;
-	char path[256], why[256];
+	char path[256], why[256], first[32];
 	char *inputs_s = NULL, *params_s = NULL, *cb_s = NULL;
 	int64_t timeout_s, hold;
 	int r;
@@ -248,12 +366,10 @@ static void submit(struct api *api, struct httpd_req *req)
 		api_store_error(api, NULL, req, r);
 		return;
 	}
-	r = api_auth(api, req, rt, &a);
-	store_abort(rt);
-	if (r < 0 || api_rate(api, req, &a) < 0)
-		return;
+	if (api_auth(api, req, rt, &a) < 0 || api_rate(api, req, &a) < 0)
+		goto out;
 	if (!(body = api_body_json(req)))
-		return;
+		goto out;
 	{
 		static const char *const known[] = { "type", "inputs", "params", "idempotencyKey",
 						     "callback", "metadata", NULL };
@@ -289,73 +405,42 @@ static void submit(struct api *api, struct httpd_req *req)
 	if (idem_j && !cJSON_IsString(idem_j))
 		idem_j = NULL;
 
-	if ((r = api_wbegin(api, &t)) < 0) {
-		api_store_error(api, NULL, req, r);
-		goto out;
-	}
 	/* An idempotent replay returns the first job, whatever the payload. */
-	if (idem_j) {
-		char first[32];
-		if (idem_lookup(api, t, a.org.id, idem_j->valuestring, first) == 0) {
-			struct job fj;
-			if ((r = job_get(api->store, t, first, &fj)) < 0) {
-				api_store_error(api, t, req, r);
-				goto out;
-			}
-			if (fj.status == JOB_FAILED && strcmp(fj.error_code, "DISPATCH_EXHAUSTED") == 0) {
-				char d[96], m[400];
-				snprintf(d, sizeof(d), "{\"jobId\":\"%s\"}", fj.id);
-				snprintf(m, sizeof(m), "Idempotency key \"%.200s\" is already bound to job %s, "
-					 "which failed with a retryable error. Retry with a new "
-					 "idempotency key", idem_j->valuestring, fj.id);
-				store_abort(t);
-				api_err(req, 409, "CONFLICT", m, d);
-				goto out;
-			}
-			job_data(api, &fj, &api->scratch, 1);
-			/* answered after the commit: the first job may be in this batch */
-			api_wdone(api, t, req, 200, &api->scratch, NULL);
+	if (idem_j && idem_lookup(api, rt, a.org.id, idem_j->valuestring, first) == 0) {
+		store_abort(rt);
+		rt = NULL;
+		if ((r = api_wbegin(api, &t)) < 0) {
+			api_store_error(api, NULL, req, r);
 			goto out;
 		}
+		replay(api, req, t, first, idem_j->valuestring);
+		goto out;
 	}
 	/* 3. plan */
 	if (!config_plan_allows(a.plan, type->name)) {
-		api_wfail(api, t, req, 403, "PLAN_LIMIT", "Your plan does not include this job type");
+		api_err(req, 403, "PLAN_LIMIT", "Your plan does not include this job type", NULL);
 		goto out;
 	}
 	params_j = cJSON_GetObjectItemCaseSensitive(body, "params");
 	if (params_j && !cJSON_IsObject(params_j)) {
-		validation_error(req, t, "params", "must be an object");
+		validation_error(req, NULL, "params", "must be an object");
 		goto out;
 	}
 	timeout_s = MIN(type->max_execution_seconds, a.plan->max_job_timeout);
 	{
 		const cJSON *to = params_j ? cJSON_GetObjectItemCaseSensitive(params_j, "timeout") : NULL;
 		if (cJSON_IsNumber(to) && to->valuedouble > a.plan->max_job_timeout) {
-			api_wfail(api, t, req, 403, "PLAN_LIMIT",
-				  "params.timeout is over your plan's maxJobTimeout");
+			api_err(req, 403, "PLAN_LIMIT", "params.timeout is over your plan's maxJobTimeout",
+				NULL);
 			goto out;
 		}
 	}
-	{
-		struct org_rec o;
-		if ((r = org_get(api->store, t, a.org.id, &o)) < 0) {
-			api_store_error(api, t, req, r);
-			goto out;
-		}
-		a.org = o;
-	}
-	if (a.org.n_waiting + a.org.n_active >= (uint32_t)a.plan->queue_limit) {
-		api_wfail(api, t, req, 429, "QUEUE_FULL",
-			  "Too many unfinished jobs for your plan's queue limit");
-		goto out;
-	}
-	/* 4. credits */
+	/* queue limit, 4. credits (a.org was read in rt) */
 	hold = a.test ? 0 : config_estimate(type);
-	if (!a.test && a.org.balance - a.org.held < hold) {
-		api_wfail(api, t, req, 402, "INSUFFICIENT_CREDITS", "Not enough credits for this job");
+	if (org_room(req, &a, &a.org, hold) < 0)
 		goto out;
-	}
+	store_abort(rt);
+	rt = NULL;
 	/* 5. schema */
 	params = params_j ? cJSON_Duplicate(params_j, 1) : cJSON_CreateObject();
 	memset(&errs, 0, sizeof(errs));
@@ -365,7 +450,6 @@ static void submit(struct api *api, struct httpd_req *req)
 		const char *msg = errs.n ? errs.e[0].message : "params do not match the schema";
 		char m[300];
 		snprintf(m, sizeof(m), "Invalid params: %s", msg);
-		store_abort(t);
 		api_err(req, 400, "VALIDATION_ERROR", m, ds);
 		free(ds);
 		cJSON_Delete(d);
@@ -385,7 +469,7 @@ static void submit(struct api *api, struct httpd_req *req)
 	if (!inputs) {
 		char full[300];
 		snprintf(full, sizeof(full), "inputs.%s", path);
-		validation_error(req, t, full, why);
+		validation_error(req, NULL, full, why);
 		goto out;
 	}
 	cb_j = cJSON_GetObjectItemCaseSensitive(body, "callback");
@@ -393,17 +477,17 @@ static void submit(struct api *api, struct httpd_req *req)
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(cb_j, "url");
 		const cJSON *h = cJSON_GetObjectItemCaseSensitive(cb_j, "headers"), *hv;
 		if (!cJSON_IsObject(cb_j) || !cJSON_IsString(u) || !url_ok(u->valuestring)) {
-			validation_error(req, t, "callback.url", "must be an http(s) URL");
+			validation_error(req, NULL, "callback.url", "must be an http(s) URL");
 			goto out;
 		}
 		if (h && !cJSON_IsObject(h)) {
-			validation_error(req, t, "callback.headers", "must be an object");
+			validation_error(req, NULL, "callback.headers", "must be an object");
 			goto out;
 		}
 		cJSON_ArrayForEach(hv, h) {
 			if (!cJSON_IsString(hv) || strncasecmp(hv->string, "x-rendobar-", 11) == 0 ||
 			    strpbrk(hv->string, ":\r\n ") || strpbrk(hv->valuestring, "\r\n")) {
-				validation_error(req, t, "callback.headers",
+				validation_error(req, NULL, "callback.headers",
 						 "header names must be plain and not X-Rendobar-*");
 				goto out;
 			}
@@ -415,7 +499,6 @@ static void submit(struct api *api, struct httpd_req *req)
 	id_new_sorted(j.id, sizeof(j.id), "job_", 20);
 	snprintf(j.org, sizeof(j.org), "%s", a.org.id);
 	snprintf(j.type, sizeof(j.type), "%s", type->name);
-	j.created_at = now_ms();
 	j.hold = hold;
 	j.timeout_ms = timeout_s * 1000;
 	j.flags = a.test ? JOB_TEST : 0;
@@ -441,21 +524,32 @@ static void submit(struct api *api, struct httpd_req *req)
 			j.client.n = (uint32_t)cl;
 		}
 	}
-	if ((r = lc_create(api->store, t, &j)) < 0) {
-		api_store_error(api, t, req, r);
-		goto out;
-	}
+
+	/* Written with the turn's other submissions (api_submits_apply). */
 	{
-		struct msg m;
-		api_msg_job(&m, MSG_JOB_WAITING, &j);
-		m.priority = (int8_t)MAX(-100, MIN(100, a.plan->priority));
-		api_post(api, ACTOR_DISPATCHER, &m);
+		struct api_submit *q;
+		size_t kn = idem_j ? strlen(idem_j->valuestring) : 0;
+		if (api->nsubmits == api->capsubmits) {
+			api->capsubmits = api->capsubmits ? api->capsubmits * 2 : 64;
+			api->submits = xrealloc(api->submits, api->capsubmits * sizeof(*api->submits));
+		}
+		q = &api->submits[api->nsubmits++];
+		q->req = req;
+		q->j = j;
+		q->plan = a.plan;
+		q->test = a.test;
+		q->inputs = inputs_s;
+		q->params = params_s;
+		q->callback = cb_s;
+		inputs_s = params_s = cb_s = NULL;	/* q owns them */
+		memcpy(q->idem, kn ? idem_j->valuestring : "", kn + 1);
+		q->j.idem.p = kn ? q->idem : NULL;
+		memcpy(q->client, j.client.p ? j.client.p : "", j.client.n);
+		q->client[j.client.n] = '\0';
+		q->j.client.p = j.client.n ? q->client : NULL;
 	}
-	job_data(api, &j, &api->scratch, 0);
-	api_wdone(api, t, req, 201, &api->scratch, NULL);
-	if (api->npending && api->pending[api->npending - 1].req == req)
-		api->pending[api->npending - 1].submit = 1;
 out:
+	store_abort(rt);
 	free(inputs_s);
 	free(params_s);
 	free(cb_s);

@@ -50,6 +50,8 @@ struct api {
 	size_t npending, cappending;
 	struct api_out_msg *msgs;	/* messages waiting for the commit */
 	size_t nmsgs, capmsgs;
+	struct api_submit *submits;	/* checked POST /jobs, written at api_commit */
+	size_t nsubmits, capsubmits;
 	struct ratebucket *buckets;	/* per-org token buckets */
 	size_t nbuckets, nbuckets_cap;
 	uint64_t commits, committed_ops;

@@ -17,9 +17,30 @@ CFG = {
                  "queueLimit": 3, "jobTypes": ["sleep", "fail"]},
         "big": {"concurrentJobs": 10, "requestsPerMinute": 100000, "maxJobTimeout": 900,
                 "queueLimit": 100000},
+        "narrow": {"concurrentJobs": 1, "requestsPerMinute": 100000, "maxJobTimeout": 60,
+                   "queueLimit": 3, "jobTypes": ["sleep"]},
     },
     "http": {"maxBodyBytes": 65536 * 4},
 }
+
+
+def pipelined_posts(port, key, bodies):
+    """POST /jobs for each body in one send (so they share a server turn);
+    returns [(status, json)] in order."""
+    data = b""
+    for i, b in enumerate(bodies):
+        body = json.dumps(b).encode()
+        last = b"Connection: close\r\n" if i == len(bodies) - 1 else b""
+        data += (b"POST /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() +
+                 b"\r\nContent-Type: application/json\r\n" + last +
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    out, res = raw(port, data), []
+    while out:
+        head, _, rest = out.partition(b"\r\n\r\n")
+        n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        res.append((int(head.split(b" ")[1]), json.loads(rest[:n])))
+        out = rest[n:]
+    return res
 
 
 def raw(port, data, timeout=5):
@@ -96,6 +117,13 @@ with Server(CFG) as s:
           "idempotent replay returns the first job with idempotent:true")
     st3, a3 = s.request("POST", "/jobs", body, token=key2)
     check(st3 == 201 and a3["data"]["id"] != a1["data"]["id"], "idempotency keys are per org")
+    # the same key three times in one turn: one job, two replays of it
+    res = pipelined_posts(s.port, key, [{"type": "sleep", "idempotencyKey": "pipe-1"}] * 3 +
+                          [{"type": "sleep", "idempotencyKey": "pipe-2"}])
+    ids = [r[1]["data"]["id"] for r in res]
+    check([r[0] for r in res] == [201, 200, 200, 201] and ids[0] == ids[1] == ids[2] != ids[3]
+          and res[1][1]["data"].get("idempotent") is True,
+          f"one key, three pipelined submits → one job and two replays: {[r[0] for r in res]}")
 
     # gate errors
     e = s.request("POST", "/jobs", {"type": "sleep"})
@@ -144,6 +172,24 @@ with Server(CFG) as s:
     res = [s.request("POST", "/jobs", {"type": "sleep"}, token=tiny2key) for _ in range(4)]
     check([r[0] for r in res[:3]] == [201] * 3 and res[3][0] == 429
           and res[3][1]["error"]["code"] == "QUEUE_FULL", "queueLimit → 429 QUEUE_FULL")
+    # 24 submits at once on 24 connections (many share a server turn, so
+    # the limit must count the jobs of the same batch): exactly 3 get in
+    narrow, narrowkey = s.make_org(plan="narrow", credits=10_000_000_000, name="narrow")
+    body = json.dumps({"type": "sleep"}).encode()
+    req = (b"POST /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + narrowkey.encode() +
+           b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    socks = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(24)]
+    for c in socks:
+        c.sendall(req)
+    codes = []
+    for c in socks:
+        out = b""
+        while (b := c.recv(65536)):
+            out += b
+        c.close()
+        codes.append(int(out.split(b" ")[1]))
+    check(sorted(codes) == [201] * 3 + [429] * 21,
+          f"24 simultaneous submits, queueLimit 3 → 3 × 201, 21 × 429: {sorted(codes)}")
 
     # cancel / retry
     st, c = s.request("POST", f"/jobs/{jid}/cancel", token=key)
