@@ -39,10 +39,19 @@ struct answer {
 	int ignored;
 };
 
+/* A report whose body and token checked out, written at the turn's end. */
+struct checked {
+	struct httpd_req *req;
+	char job_id[40];
+	struct report rp;	/* owned */
+};
+
 struct rep {
 	struct actor *a;
 	struct httpd *http;
 	MDB_txn *wtxn;
+	struct checked *checked;	/* this turn's reports, not yet written */
+	size_t nchecked, capchecked;
 	struct answer *pending;
 	size_t npending, cappending;
 	struct msg *msgs;
@@ -128,6 +137,9 @@ static int append_log(struct rep *r, MDB_txn *t, struct job *j, const struct rep
 	return job_put(&r->a->store, t, j);
 }
 
+/* Parse and authenticate a report now; it is written with the turn's
+ * others at its end (report_apply): the write transaction holds the one
+ * LMDB writer lock all actors share, so no parsing happens under it. */
 static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 {
 	struct report rp;
@@ -135,52 +147,70 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 	char token[128];
 	size_t tl;
 	const char *auth = httpd_header(req, "Authorization", &tl);
-	struct job j;
-	struct lc_move m;
-	MDB_txn *t = NULL;
-	uint32_t attempt;
-	int rc;
 
 	if (report_parse(req->body, req->body_len, &rp, &why) < 0) {
 		err(req, 400, "VALIDATION_ERROR", why);
 		return;
 	}
-	attempt = rp.attempt;
 	if (!auth || tl < 8 || strncasecmp(auth, "Bearer ", 7) || tl - 7 >= sizeof(token)) {
 		err(req, 401, "UNAUTHORIZED", "a Bearer callback token is required");
-		goto out;
+		report_free(&rp);
+		return;
 	}
 	memcpy(token, auth + 7, tl - 7);
 	token[tl - 7] = '\0';
-	if (presign_callback_verify(r->a->signing_key, strlen(r->a->signing_key), job_id, attempt,
-				    token) < 0) {
+	if (presign_callback_verify(r->a->signing_key, strlen(r->a->signing_key), job_id,
+				    rp.attempt, token) < 0) {
 		err(req, 401, "UNAUTHORIZED", "bad callback token for this job and attempt");
-		goto out;
+		report_free(&rp);
+		return;
 	}
+	if (r->nchecked == r->capchecked) {
+		r->capchecked = r->capchecked ? r->capchecked * 2 : 64;
+		r->checked = xrealloc(r->checked, r->capchecked * sizeof(*r->checked));
+	}
+	r->checked[r->nchecked].req = req;
+	snprintf(r->checked[r->nchecked].job_id, sizeof(r->checked[0].job_id), "%s", job_id);
+	r->checked[r->nchecked].rp = rp;
+	r->nchecked++;
+}
+
+/* Write one checked report into the turn's write transaction. */
+static void report_apply(struct rep *r, struct checked *c)
+{
+	struct httpd_req *req = c->req;
+	const char *job_id = c->job_id;
+	struct report *rp = &c->rp;
+	uint32_t attempt = rp->attempt;
+	struct job j;
+	struct lc_move m;
+	MDB_txn *t = NULL;
+	int rc;
+
 	memset(&m, 0, sizeof(m));
 	m.job_id = job_id;
 	m.attempt = attempt;
 	m.at = now_ms();
-	switch (rp.event) {
+	switch (rp->event) {
 	case REPORT_RUNNING:
 		m.op = LC_RUNNING;
 		break;
 	case REPORT_PROGRESS:
 		m.op = LC_PROGRESS;
-		m.progress = rp.progress;
-		m.step = rp.step;
+		m.progress = rp->progress;
+		m.step = rp->step;
 		break;
 	case REPORT_COMPLETE:
 		m.op = LC_COMPLETE;
-		m.output = rp.output;
-		m.compute_ms = rp.compute_ms;
+		m.output = rp->output;
+		m.compute_ms = rp->compute_ms;
 		break;
 	case REPORT_FAILED:
 		m.op = LC_FAILED;
-		m.error_code = rp.code;
-		m.error_message = rp.message;
-		m.error_detail = rp.detail;
-		m.compute_ms = rp.compute_ms;
+		m.error_code = rp->code;
+		m.error_message = rp->message;
+		m.error_detail = rp->detail;
+		m.compute_ms = rp->compute_ms;
 		break;
 	case REPORT_LOG:
 		m.op = 0;
@@ -224,7 +254,7 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 			queue_answer(r, req, 1);
 			goto out;
 		}
-		rc = append_log(r, t, &j, &rp);
+		rc = append_log(r, t, &j, rp);
 	} else {
 		if (m.op == LC_PROGRESS && j.status == JOB_RUNNING && j.attempt == attempt) {
 			intptr_t last = (intptr_t)strmap_get(&r->last_progress, job_id);
@@ -275,7 +305,7 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 	r->applied++;
 	queue_answer(r, req, 0);
 out:
-	report_free(&rp);
+	report_free(rp);
 }
 
 static void on_request(struct httpd *h, struct httpd_req *req, void *arg)
@@ -362,6 +392,9 @@ static void commit(struct rep *r)
 	uint64_t seq = 0;
 	int rc = 0;
 
+	for (size_t i = 0; i < r->nchecked; i++)
+		report_apply(r, &r->checked[i]);
+	r->nchecked = 0;
 	if (r->wtxn) {
 		store_peek_seq(&r->a->store, r->wtxn, "event", &seq);
 		rc = store_commit(r->wtxn);
@@ -444,6 +477,7 @@ int reporter_main(struct actor *a)
 	strmap_free(&r.last_progress);
 	free(r.pending);
 	free(r.msgs);
+	free(r.checked);
 	log_info("drained: %llu reports applied, %llu ignored", (unsigned long long)r.applied,
 		 (unsigned long long)r.ignored);
 	return 0;
