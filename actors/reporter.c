@@ -300,6 +300,9 @@ static void report_apply(struct rep *r, struct checked *c)
 		struct msg dm;
 		job_msg(&dm, MSG_JOB_DONE, &j);
 		queue_msg(r, &dm);
+		job_msg(&dm, MSG_TIMER_CANCEL, &j);	/* lc_apply erased its record */
+		dm.timer_kind = TIMER_EXEC;
+		queue_msg(r, &dm);
 		strmap_del(&r->last_progress, job_id);
 	}
 	r->applied++;
@@ -366,8 +369,9 @@ static void release(struct rep *r, struct answer *ans, size_t nans, struct msg *
 	if (rc == 0 || rc == -EIO) {	/* committed (even if the fsync failed) */
 		for (size_t i = 0; i < nmsgs; i++)
 			actor_send(r->a, msgs[i].kind == MSG_JOB_DONE ? ACTOR_DISPATCHER
-					 : msgs[i].kind == MSG_TIMER_ARM ? ACTOR_TIMER
-									 : ACTOR_NOTIFIER, &msgs[i]);
+					 : msgs[i].kind == MSG_TIMER_ARM ||
+					   msgs[i].kind == MSG_TIMER_CANCEL ? ACTOR_TIMER
+									    : ACTOR_NOTIFIER, &msgs[i]);
 		if (seq) {
 			struct msg ev = { .kind = MSG_EVENTS, .seq = seq, .at = now_ms() };
 			actor_send(r->a, ACTOR_NOTIFIER, &ev);

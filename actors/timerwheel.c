@@ -39,12 +39,16 @@ static void on_msg(struct actor *a, enum actor_id from, const struct msg *m)
 	char id[sizeof(m->job) + 1];
 
 	(void)a;
-	if (m->kind != MSG_TIMER_ARM) {
+	if (m->kind != MSG_TIMER_ARM && m->kind != MSG_TIMER_CANCEL) {
 		log_debug("ignored message kind %u from %s", m->kind, actor_name(from));
 		return;
 	}
 	memcpy(id, m->job, sizeof(m->job));
 	id[sizeof(m->job)] = '\0';
+	if (m->kind == MSG_TIMER_CANCEL) {
+		deadlines_forget(the_dl, m->timer_kind, id, m->attempt);
+		return;
+	}
 	if (deadlines_arm(the_dl, m->timer_kind, id, m->attempt, m->due, now_ms(), mono_now()) < 0)
 		log_warn("bad timer arm from %s (kind %u)", actor_name(from), m->timer_kind);
 }

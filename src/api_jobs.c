@@ -700,6 +700,9 @@ static void cancel_or_retry(struct api *api, struct httpd_req *req, struct route
 		} else if (JOB_BIT(prev) & JOB_ACTIVE_MASK) {
 			api_msg_job(&msg, MSG_JOB_CANCEL, &after);
 			api_post(api, ACTOR_DISPATCHER, &msg);
+			api_msg_job(&msg, MSG_TIMER_CANCEL, &after);
+			msg.timer_kind = TIMER_EXEC;
+			api_post(api, ACTOR_TIMER, &msg);
 		}
 	}
 	job_data(api, &after, &api->scratch, 0);

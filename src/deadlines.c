@@ -364,6 +364,17 @@ int deadlines_arm(struct deadlines *d, int kind, const char *id, uint32_t attemp
 	return r;
 }
 
+int deadlines_forget(struct deadlines *d, int kind, const char *id, uint32_t attempt)
+{
+	struct dl_entry *e;
+
+	if (strnlen(id, DL_ID_MAX) >= DL_ID_MAX || !d->nbucket ||
+	    !(e = find(d, kind, id, attempt, key_hash(kind, id, attempt))) || e->also_wall)
+		return 0;
+	entry_drop(d, e);
+	return 1;
+}
+
 int deadlines_clock(struct deadlines *d, int64_t now_wall, uint64_t now_mono)
 {
 	int64_t skew = now_wall - (int64_t)now_mono;

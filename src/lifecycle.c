@@ -345,6 +345,12 @@ int lc_apply(struct store *s, MDB_txn *t, const struct lc_move *m, struct job *r
 	if (to == JOB_DISPATCHED && j.timeout_ms > 0 &&
 	    (r = timer_record(s, t, at + j.timeout_ms, TIMER_EXEC, j.id, j.attempt)) < 0)
 		return r;
+	/* An active job that ends takes its execution deadline with it, so the
+	 * timers db holds only live deadlines (it was erased when it fired). */
+	if ((JOB_BIT(prev) & JOB_ACTIVE_MASK) && (JOB_BIT(to) & JOB_TERMINAL_MASK) &&
+	    j.timeout_ms > 0 && j.dispatched_at &&
+	    (r = timer_erase(s, t, j.dispatched_at + j.timeout_ms, TIMER_EXEC, j.id)) < 0)
+		return r;
 	if (m->op == LC_DISPATCH_FAILED && !exhausted &&
 	    (r = timer_record(s, t, j.next_try_at, TIMER_BACKOFF, j.id, j.attempt)) < 0)
 		return r;

@@ -124,6 +124,12 @@ int deadlines_rebuild(struct deadlines *d, struct store *s, int64_t now_wall,
 int deadlines_arm(struct deadlines *d, int kind, const char *id, uint32_t attempt,
 		  int64_t due_wall, int64_t now_wall, uint64_t now_mono);
 
+/** Forget a deadline whose record is gone (from a MSG_TIMER_CANCEL: its
+ *  job ended and lc_apply erased the record). Returns 1 if it was in
+ *  memory and is freed now, else 0. An entry that also stands for a
+ *  second record of the same key stays (it fires as stale). */
+int deadlines_forget(struct deadlines *d, int kind, const char *id, uint32_t attempt);
+
 /** Notice a wall-clock jump (see above) and re-convert every entry. Cheap
  *  when nothing jumped; deadlines_fire calls it too. Returns 1 on a rebase. */
 int deadlines_clock(struct deadlines *d, int64_t now_wall, uint64_t now_mono);

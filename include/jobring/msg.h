@@ -9,6 +9,8 @@
  *   MSG_JOB_CANCEL     intake, timer → dispatcher  tell the provider to stop (job, provider, run)
  *   MSG_JOB_DONE       intake, reporter, timer → dispatcher  an active job ended: capacity freed
  *   MSG_TIMER_ARM      any → timer                 arm a deadline (timer_kind, job, attempt, due)
+ *   MSG_TIMER_CANCEL   intake, reporter → timer    a job's execution deadline is moot (it ended;
+ *                                                  its record is erased already): free it
  *   MSG_EVENTS         any → notifier              events up to `seq` are committed
  *   MSG_WEBHOOK_DUE    timer → notifier            a delivery's retry time came (job = delivery id)
  *   MSG_PROGRESS       reporter → notifier         a progress report not written to LMDB
@@ -29,6 +31,7 @@ enum msg_kind {
 	MSG_EVENTS,
 	MSG_WEBHOOK_DUE,
 	MSG_PROGRESS,
+	MSG_TIMER_CANCEL,
 };
 
 struct msg {

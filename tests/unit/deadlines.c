@@ -256,6 +256,19 @@ static void test_timeouts(void)
 	tick(5000, 5000);
 	for (int i = 0; i < n; i += 5)
 		CHECK_EQ(apply_at(i, LC_COMPLETE, 1, W, 0), 0);
+	/* an ended job takes its record with it; the timer is told to forget
+	 * it (here for half of them, as if the other messages were lost) */
+	CHECK_EQ(db_count(DB_TIMERS), (size_t)(n - n / 5));
+	{
+		int forgot = 0;
+		for (int i = 0; i < n; i += 10)
+			forgot += deadlines_forget(&d, TIMER_EXEC, ids[i], 1);
+		CHECK_EQ(forgot, n / 10);
+		CHECK_EQ(deadlines_forget(&d, TIMER_EXEC, ids[0], 1), 0);	/* gone already */
+		CHECK_EQ(deadlines_forget(&d, TIMER_EXEC, ids[5], 2), 0);	/* not that attempt */
+		CHECK_EQ(deadlines_forget(&d, TIMER_BACKOFF, ids[5], 1), 0);	/* nor that kind */
+		CHECK_EQ(deadlines_count(&d), n - n / 10);
+	}
 	tick(4999, 4999);
 	CHECK_EQ(turn(&d, 1), 0);
 	CHECK_EQ(get(1).status, JOB_DISPATCHED);
@@ -268,11 +281,35 @@ static void test_timeouts(void)
 		CHECK_EQ(get(i).status, i % 5 ? JOB_FAILED : JOB_COMPLETE);
 	}
 	CHECK_EQ(d.fired, n - n / 5);
-	CHECK_EQ(d.stale, n / 5);
+	CHECK_EQ(d.stale, n / 5 - n / 10);	/* the ones not forgotten */
 	CHECK_EQ(deadlines_count(&d), 0);
 	CHECK_EQ(db_count(DB_TIMERS), 0);
 	CHECK(d.nfree <= DL_FREE_KEEP);
 	deadlines_free(&d);
+	cleanup();
+}
+
+/* However an active job ends, its execution deadline's record goes with it;
+ * a retried job gets a new one for its new attempt. */
+static void test_ended_erase(void)
+{
+	open_fresh();
+	for (int i = 0; i < 4; i++) {
+		new_job(W, 60000, NULL);
+		dispatch(i, W + i, 1);
+	}
+	CHECK_EQ(db_count(DB_TIMERS), 4);
+	CHECK_EQ(apply_at(0, LC_FAILED, 1, W + 10, 0), 0);
+	CHECK_EQ(apply_at(1, LC_CANCEL, 1, W + 10, 0), 0);
+	CHECK_EQ(apply_at(2, LC_RUNNING, 1, W + 10, 0), 0);
+	CHECK_EQ(apply_at(2, LC_COMPLETE, 1, W + 20, 0), 0);
+	CHECK_EQ(db_count(DB_TIMERS), 1);	/* job 3's, still running */
+	CHECK_EQ(apply_at(0, LC_RETRY, 0, W + 30, 0), 0);
+	dispatch(0, W + 40, 2);
+	CHECK_EQ(db_count(DB_TIMERS), 2);
+	CHECK_EQ(apply_at(0, LC_COMPLETE, 2, W + 50, 0), 0);
+	CHECK_EQ(apply_at(3, LC_COMPLETE, 1, W + 50, 0), 0);
+	CHECK_EQ(db_count(DB_TIMERS), 0);
 	cleanup();
 }
 
@@ -651,6 +688,7 @@ static void test_purge(void)
 int main(void)
 {
 	test_timeouts();
+	test_ended_erase();
 	test_clocks();
 	test_backoff_webhook();
 	test_crash();
