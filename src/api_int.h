@@ -1,5 +1,5 @@
 /* api_int.h - private glue between the API files (api.c, api_jobs.c,
- * api_admin.c). Not a module surface: only those three include it. */
+ * api_submit.c, api_admin.c, ...). Not a module surface: only they include it. */
 #ifndef JOBRING_API_INT_H
 #define JOBRING_API_INT_H
 
@@ -85,6 +85,10 @@ struct api_submit {
 	char client[65];
 };
 
+/* POST /jobs (api_submit.c). */
+void api_submit(struct api *api, struct httpd_req *req);
+/* The job object as an answer's data (idempotent adds "idempotent": true). */
+void api_job_data(struct api *api, const struct job *j, struct buf *b, int idempotent);
 /* Write the turn's checked submissions (answers queue for the commit). */
 void api_submits_apply(struct api *api);
 /* Drop them unwritten (api_free). */
