@@ -175,7 +175,28 @@ static void report(struct rep *r, struct httpd_req *req, const char *job_id)
 	r->nchecked++;
 }
 
-/* Write one checked report into the turn's write transaction. */
+static void store_failed(struct httpd_req *req, int rc)
+{
+	err(req, rc == -ENOSPC ? 507 : 500, rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR",
+	    "cannot write now");
+}
+
+/* A write failed halfway: abort the turn's transaction; every answer queued
+ * for it (none was sent) gets the error, its messages are dropped. */
+static void abort_turn(struct rep *r, int rc)
+{
+	store_abort(r->wtxn);
+	r->wtxn = NULL;
+	for (size_t i = 0; i < r->npending; i++)
+		store_failed(r->pending[i].req, rc);
+	r->npending = 0;
+	r->nmsgs = 0;
+}
+
+/* Write one checked report into the turn's write transaction. No nested
+ * transaction per report (LMDB's costs ~3 MB of bookkeeping each): lc_apply
+ * refuses a stale move before it writes anything, and a write that fails
+ * halfway aborts the turn (abort_turn). */
 static void report_apply(struct rep *r, struct checked *c)
 {
 	struct httpd_req *req = c->req;
@@ -184,7 +205,7 @@ static void report_apply(struct rep *r, struct checked *c)
 	uint32_t attempt = rp->attempt;
 	struct job j;
 	struct lc_move m;
-	MDB_txn *t = NULL;
+	MDB_txn *t;
 	int rc;
 
 	memset(&m, 0, sizeof(m));
@@ -218,16 +239,11 @@ static void report_apply(struct rep *r, struct checked *c)
 	}
 
 	if (!r->wtxn && (rc = store_begin(&r->a->store, 0, &r->wtxn)) < 0) {
-		err(req, rc == -ENOSPC ? 507 : 500, rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR",
-		    "cannot write now");
+		store_failed(req, rc);
 		goto out;
 	}
-	if ((rc = store_err(mdb_txn_begin(r->a->store.env, r->wtxn, 0, &t))) < 0) {
-		err(req, 500, "INTERNAL_ERROR", "cannot write now");
-		goto out;
-	}
+	t = r->wtxn;
 	if ((rc = job_get(&r->a->store, t, job_id, &j)) < 0) {
-		store_abort(t);
 		if (rc == -ENOENT)
 			err(req, 404, "NOT_FOUND", "no such job");
 		else
@@ -240,7 +256,13 @@ static void report_apply(struct rep *r, struct checked *c)
 	if (j.status == JOB_WAITING && attempt == j.attempt + 1) {
 		struct lc_move dm = { .op = LC_DISPATCHED, .job_id = job_id, .attempt = attempt,
 				      .at = m.at, .provider = "", .run_id = "" };
-		if (lc_apply(&r->a->store, t, &dm, &j) == 0) {
+		rc = lc_apply(&r->a->store, t, &dm, &j);
+		if (rc < 0 && rc != -ESTALE) {
+			abort_turn(r, rc);
+			store_failed(req, rc);
+			goto out;
+		}
+		if (rc == 0) {
 			struct msg am;
 			job_msg(&am, MSG_TIMER_ARM, &j);
 			am.timer_kind = TIMER_EXEC;
@@ -250,7 +272,6 @@ static void report_apply(struct rep *r, struct checked *c)
 	}
 	if (m.op == 0) {	/* log line */
 		if (j.attempt != attempt || (JOB_BIT(j.status) & JOB_TERMINAL_MASK)) {
-			store_abort(t);
 			queue_answer(r, req, 1);
 			goto out;
 		}
@@ -265,7 +286,6 @@ static void report_apply(struct rep *r, struct checked *c)
 			queue_msg(r, &pm);
 			if (last && now - last < PROGRESS_WRITE_MS) {
 				/* streamed, not written: answered at once */
-				store_abort(t);
 				httpd_respond(req, 200, "application/json", NULL, ok_body, strlen(ok_body));
 				r->applied++;
 				goto out;
@@ -278,20 +298,14 @@ static void report_apply(struct rep *r, struct checked *c)
 		}
 		rc = lc_apply(&r->a->store, t, &m, &j);
 	}
-	if (rc == -ESTALE) {
-		store_abort(t);
+	if (rc == -ESTALE) {	/* refused before any write */
 		queue_answer(r, req, 1);	/* after the commit: it may depend on this batch */
 		r->ignored++;
 		goto out;
 	}
 	if (rc < 0) {
-		store_abort(t);
-		err(req, rc == -ENOSPC ? 507 : 500, rc == -ENOSPC ? "STORAGE_FULL" : "INTERNAL_ERROR",
-		    "cannot write now");
-		goto out;
-	}
-	if ((rc = store_commit(t)) < 0) {
-		err(req, 500, "INTERNAL_ERROR", "cannot write now");
+		abort_turn(r, rc);
+		store_failed(req, rc);
 		goto out;
 	}
 	if (j.status == JOB_COMPLETE && j.dispatched_at)

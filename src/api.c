@@ -413,24 +413,53 @@ void api_free(struct api *api)
 	memset(api, 0, sizeof(*api));
 }
 
-int api_wbegin(struct api *api, MDB_txn **child)
+int api_wtxn(struct api *api, MDB_txn **ret)
 {
 	int r;
 	if (!api->wtxn && (r = store_begin(api->store, 0, &api->wtxn)) < 0)
 		return r;
-	return store_err(mdb_txn_begin(api->store->env, api->wtxn, 0, child));
+	*ret = api->wtxn;
+	return 0;
+}
+
+int api_wbegin(struct api *api, MDB_txn **child)
+{
+	MDB_txn *t;
+	int r;
+	if ((r = api_wtxn(api, &t)) < 0)
+		return r;
+	return store_err(mdb_txn_begin(api->store->env, t, 0, child));
+}
+
+void api_wabort(struct api *api, int err)
+{
+	store_abort(api->wtxn);
+	api->wtxn = NULL;
+	for (size_t i = 0; i < api->npending; i++) {
+		api_store_error(api, NULL, api->pending[i].req, err);
+		buf_free(&api->pending[i].body);
+	}
+	api->npending = 0;
+	api->nmsgs = 0;
 }
 
 void api_wdone(struct api *api, MDB_txn *child, struct httpd_req *req, int status,
 	       const struct buf *data_json, const char *extra_headers)
 {
-	struct api_answer *a;
 	int r = store_commit(child);
 
 	if (r < 0) {
 		api_store_error(api, NULL, req, r);
 		return;
 	}
+	api_answer_later(api, req, status, data_json, extra_headers);
+}
+
+void api_answer_later(struct api *api, struct httpd_req *req, int status,
+		      const struct buf *data_json, const char *extra_headers)
+{
+	struct api_answer *a;
+
 	if (api->npending == api->cappending) {
 		api->cappending = api->cappending ? api->cappending * 2 : 64;
 		api->pending = xrealloc(api->pending, api->cappending * sizeof(*api->pending));

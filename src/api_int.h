@@ -47,6 +47,15 @@ int api_admin_auth(struct api *api, struct httpd_req *req);
 /* Parse a JSON object body (400 answered on failure → NULL). */
 cJSON *api_body_json(struct httpd_req *req);
 
+/* The turn's write txn (begun if needed), for writes that need no nested
+ * txn: on a failed write call api_wabort. */
+int api_wtxn(struct api *api, MDB_txn **ret);
+/* Abort the turn's write txn: every answer queued for it gets err (507 or
+ * 500) now, its messages are dropped; the next write begins a new one. */
+void api_wabort(struct api *api, int err);
+/* Queue an answer for after the turn's commit (a write done in api_wtxn). */
+void api_answer_later(struct api *api, struct httpd_req *req, int status,
+		      const struct buf *data_json, const char *extra_headers);
 /* Begin a nested txn for one request inside the turn's write txn. */
 int api_wbegin(struct api *api, MDB_txn **child);
 /* Commit the child and queue the answer for after the batch commit. */
