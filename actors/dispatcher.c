@@ -86,6 +86,7 @@ struct disp {
 	uint64_t dispatched, failed;
 	struct buf url, body;
 	int64_t retry_at;	/* mono ns: after a store error, the next try */
+	int64_t scanned_at;	/* wall ms when the start-up scan began */
 	unsigned store_failing;	/* consecutive failed tries (logged once) */
 };
 
@@ -163,7 +164,21 @@ static void active_del(struct disp *d, const char *job)
 
 /* ---- start: rebuild from LMDB ------------------------------------------------- */
 
-static void rebuild(struct disp *d)
+/* 1 if a dispatch of job has answered and waits in d->out for its commit. */
+static int outcome_pending(const struct disp *d, const char *job)
+{
+	for (size_t i = 0; i < d->nout; i++)
+		if (!strcmp(d->out[i].job, job))
+			return 1;
+	return 0;
+}
+
+/* Queue the waiting jobs of LMDB (at start, and on MSG_RESCAN: a producer
+ * restarted and its last messages may be lost), and with `active` also
+ * count the dispatched and running ones as active. Jobs queued, in flight
+ * or with an answered dispatch are left alone; a job in backoff comes back
+ * when its timer fires. */
+static void scan_jobs(struct disp *d, int active_too)
 {
 	MDB_txn *t;
 	MDB_cursor *cur;
@@ -176,7 +191,7 @@ static void rebuild(struct disp *d)
 	if (store_begin(&d->a->store, 1, &t) < 0)
 		return;
 	mdb_cursor_open(t, d->a->store.dbi[DB_BY_STATUS], &cur);
-	for (int st = JOB_WAITING; st <= JOB_RUNNING; st++) {
+	for (int st = JOB_WAITING; st <= (active_too ? JOB_RUNNING : JOB_WAITING); st++) {
 		key[0] = (unsigned char)st;
 		k.mv_data = key;
 		k.mv_size = 1;
@@ -190,11 +205,10 @@ static void rebuild(struct disp *d)
 			if (job_get(&d->a->store, t, id, &j) < 0)
 				continue;
 			if (st == JOB_WAITING) {
-				/* a job in backoff comes back when its timer fires */
-				if (j.next_try_at <= now) {
+				if (j.next_try_at <= now && !strmap_get(&d->inflight, j.id) &&
+				    !outcome_pending(d, j.id)) {
 					struct orginfo *o = org_info(d, j.org, t);
-					fairq_push(&d->q, j.org, o->priority, j.id, 0);
-					waiting++;
+					waiting += (size_t)fairq_push(&d->q, j.org, o->priority, j.id, 0);
 				}
 			} else {
 				active_add(d, j.id, j.org, prov_index(d, j.provider));
@@ -204,7 +218,10 @@ static void rebuild(struct disp *d)
 	}
 	mdb_cursor_close(cur);
 	store_abort(t);
-	log_info("rebuilt: %zu waiting, %zu active", waiting, active);
+	if (active_too)
+		log_info("rebuilt: %zu waiting, %zu active", waiting, active);
+	else if (waiting)
+		log_info("rescan: %zu waiting job(s) were not queued", waiting);
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -574,6 +591,12 @@ static void on_msg(struct actor *a, enum actor_id from, const struct msg *m)
 	case MSG_JOB_DONE:
 		active_del(d, m->job);
 		break;
+	case MSG_RESCAN:
+		/* what a producer lost died with a process that ended before
+		 * the producer's restart: our start-up scan, if later, saw it */
+		if (m->at > d->scanned_at)
+			scan_jobs(d, 0);
+		break;
 	default:
 		break;
 	}
@@ -651,7 +674,8 @@ int dispatcher_main(struct actor *a)
 		log_error("cannot start the HTTP client: %s", strerror(-r));
 		return 1;
 	}
-	rebuild(&d);
+	d.scanned_at = now_ms();
+	scan_jobs(&d, 1);
 	while (!actor_stopping) {
 		int64_t wasunhealthy = 0;
 		actor_recv(a, on_msg, 4096);

@@ -149,6 +149,12 @@ static void start_actor(struct sup *s, enum actor_id id)
 			log_error("cannot start: %s", strerror(-rc));
 			_exit(1);
 		}
+		if (id == ACTOR_INTAKE || id == ACTOR_REPORTER || id == ACTOR_TIMER) {
+			/* what a previous process of ours committed but never told
+			 * the dispatcher (killed between commit and ring push) */
+			struct msg m = { .kind = MSG_RESCAN, .at = now_ms() };
+			actor_send(&a, ACTOR_DISPATCHER, &m);
+		}
 		rc = actor_mains[id](&a);
 		actor_fini(&a);
 		_exit(rc ? 1 : 0);

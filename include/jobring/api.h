@@ -62,6 +62,9 @@ struct api {
 	struct durable durable;
 	void (*send)(void *ctx, enum actor_id to, const struct msg *m);
 	void *send_ctx;
+	/* tests only (JOBRING_FAULT_LOSE_MESSAGES in the environment): drop the
+	 * messages of every commit, as a kill between commit and push would */
+	int fault_lose_messages;
 };
 
 void api_init(struct api *api, const struct config *cfg, struct store *store,

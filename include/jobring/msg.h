@@ -11,6 +11,9 @@
  *   MSG_TIMER_ARM      any → timer                 arm a deadline (timer_kind, job, attempt, due)
  *   MSG_TIMER_CANCEL   intake, reporter → timer    a job's execution deadline is moot (it ended;
  *                                                  its record is erased already): free it
+ *   MSG_RESCAN         intake, reporter, timer → dispatcher  sent at each (re)start: messages
+ *                                                  the previous process committed but had not
+ *                                                  pushed yet are lost; re-read the waiting jobs
  *   MSG_EVENTS         any → notifier              events up to `seq` are committed
  *   MSG_WEBHOOK_DUE    timer → notifier            a delivery's retry time came (job = delivery id)
  *   MSG_PROGRESS       reporter → notifier         a progress report not written to LMDB
@@ -32,6 +35,7 @@ enum msg_kind {
 	MSG_WEBHOOK_DUE,
 	MSG_PROGRESS,
 	MSG_TIMER_CANCEL,
+	MSG_RESCAN,
 };
 
 struct msg {

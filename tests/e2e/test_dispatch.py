@@ -181,5 +181,21 @@ with Server(CFG) as s:
     check(rc == 0, "SIGTERM → 0")
     rc, out = s.check_store()
     check(rc == 0, "jobring check passes: " + out.strip())
+
+# An intake killed between its commit and its ring push loses the message that
+# tells the dispatcher about a new job; its next process makes the dispatcher
+# read the waiting jobs again. The fault makes the intake lose every message.
+with Server(CFG, env={"JOBRING_FAULT_LOSE_MESSAGES": "1"}) as s:
+    org, key = s.make_org(plan="big", credits=1_000_000_000)
+    lost = submit(s, key, {"mode": "ok"})
+    time.sleep(1.5)
+    check(job(s, key, lost)["status"] == "waiting" and not prov.dispatch_of(lost),
+          "with its message lost, an acknowledged job is not dispatched")
+    victim = s.actor_pids()["intake"]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: s.actor_pids()["intake"] != victim and s.try_health(), what="a new intake")
+    j = until(s, key, lost, ["complete"], timeout=20)
+    check(j["status"] == "complete", "after the intake's restart the dispatcher finds it and it completes")
+    check("rescan: 1 waiting job(s) were not queued" in s.logtext(), "…and the dispatcher says so")
 prov.close()
 print("dispatch: all checks passed")
