@@ -482,10 +482,12 @@ class Run:
                 n507 += 1
                 time.sleep(0.05)
         self.say(f"storage full: {made} filler jobs accepted, then {n507} answers 507")
-        self.phase = "load"
+        # still "full" until the server with room is up: the full one answers
+        # the load clients 507 until it is stopped
         self.stop_server("TERM", "with the map full")
         self.set_map(NORMAL_MAP_MB)
         self.start_server()
+        self.phase = "load"
         return n507
 
     def drain(self):

@@ -39,7 +39,7 @@ class Clients:
         self.stats[(what, st, code)] += 1
         if st >= 500:
             msg = ((js or {}).get("error") or {}).get("message") if isinstance(js, dict) else None
-            self.fivexx.append((self.run.clock(), self.run.phase, what, st, code, msg))
+            self.fivexx.append((self.run.lclock(), self.run.phase, what, st, code, msg))
         return st, js, hd
 
     def anomaly(self, kind, jobs, detail):
