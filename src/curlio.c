@@ -21,6 +21,7 @@
  * deadline); sync_socks() turns the changes into SQEs after each call into
  * curl, so that a socket added and removed inside one call costs nothing. */
 #include "jobring/curlio.h"
+#include "jobring/netaddr.h"
 #include "jobring/strmap.h"
 #include "jobring/util.h"
 
@@ -306,49 +307,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	return len;	/* the rest is read and discarded: the connection stays usable */
 }
 
-static bool private4(uint32_t a)
-{
-	unsigned b0 = a >> 24, b1 = (a >> 16) & 0xff;
-
-	return b0 == 0 || b0 == 10 || b0 == 127 || b0 >= 224 ||
-	       (b0 == 100 && (b1 & 0xc0) == 64) ||	/* 100.64/10 CGNAT */
-	       (b0 == 169 && b1 == 254) ||		/* link-local */
-	       (b0 == 172 && (b1 & 0xf0) == 16) ||
-	       (b0 == 192 && b1 == 168);
-}
-
-static bool private_addr(const struct sockaddr *sa, unsigned len)
-{
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-		return private4(ntohl(s4->sin_addr.s_addr));
-	}
-	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-		const uint8_t *b = s6->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-		static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
-		if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12)) {
-			uint32_t a = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-				     (uint32_t)b[14] << 8 | b[15];
-			return private4(a);
-		}
-		return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
-		       IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-		       IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr) ||
-		       b[0] == 0xff ||				/* multicast */
-		       (b[0] & 0xfe) == 0xfc ||			/* fc00::/7 ULA */
-		       (b[0] == 0xfe && (b[1] & 0x80) == 0x80);	/* fe80::/10, fec0::/10 */
-	}
-	return true;	/* other families: refuse */
-}
-
 static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct xfer *x = clientp;
 
 	(void)purpose;
-	if (private_addr(&a->addr, a->addrlen)) {
+	if (netaddr_reserved(&a->addr, a->addrlen)) {
 		x->refused = true;
 		return CURL_SOCKET_BAD;
 	}

@@ -2,6 +2,7 @@
  * the target policy (which URLs may receive webhooks: SSRF) and the
  * request itself (URL, headers, both signature schemes, the stored body).
  * See outbox.h. */
+#include "jobring/netaddr.h"
 #include "jobring/outbox.h"
 #include "jobring/util.h"
 #include "jobring/whsign.h"
@@ -14,38 +15,6 @@
 #include <strings.h>
 
 /* ---- URLs --------------------------------------------------------------------- */
-
-static int v4_blocked(uint32_t a)
-{
-	static const struct { uint32_t net, mask; } nets[] = {
-		{ 0x00000000, 0xff000000 }, { 0x0a000000, 0xff000000 },	/* 0/8 10/8 */
-		{ 0x64400000, 0xffc00000 }, { 0x7f000000, 0xff000000 },	/* 100.64/10 127/8 */
-		{ 0xa9fe0000, 0xffff0000 }, { 0xac100000, 0xfff00000 },	/* 169.254/16 172.16/12 */
-		{ 0xc0000000, 0xffffff00 }, { 0xc0000200, 0xffffff00 },	/* 192.0.0/24 192.0.2/24 */
-		{ 0xc0a80000, 0xffff0000 }, { 0xc6120000, 0xfffe0000 },	/* 192.168/16 198.18/15 */
-		{ 0xc6336400, 0xffffff00 }, { 0xcb007100, 0xffffff00 },	/* 198.51.100/24 203.0.113/24 */
-		{ 0xe0000000, 0xe0000000 },				/* 224/4, 240/4 */
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(nets); i++)
-		if ((a & nets[i].mask) == nets[i].net)
-			return 1;
-	return 0;
-}
-
-static int v6_blocked(const unsigned char *p)
-{
-	static const unsigned char zero[16];
-	if (memcmp(p, zero, 10) == 0 && ((p[10] == 0xff && p[11] == 0xff) ||
-					 (p[10] == 0 && p[11] == 0)))
-		return 1;	/* ::, ::1, v4-compatible and v4-mapped */
-	if ((p[0] & 0xfe) == 0xfc || (p[0] == 0xfe && (p[1] & 0xc0) == 0x80) || p[0] == 0xff)
-		return 1;	/* fc00::/7, fe80::/10, ff00::/8 */
-	if (p[0] == 0x00 && p[1] == 0x64 && p[2] == 0xff && p[3] == 0x9b)
-		return 1;	/* 64:ff9b::/96 (NAT64 to anywhere) */
-	if (p[0] == 0x20 && p[1] == 0x01 && p[2] == 0x0d && p[3] == 0xb8)
-		return 1;	/* 2001:db8::/32 */
-	return 0;
-}
 
 /* 1 if the host's last label is a number (decimal, 0x hex or octal), which
  * makes the whole host an IPv4 address to URL parsers and to curl. */
@@ -95,7 +64,7 @@ int wh_url_check(const char *url, int allow_private, char *why, size_t whysz)
 		host[hn] = '\0';
 		if (inet_pton(AF_INET6, host, v6) != 1)
 			BAD("has a malformed IPv6 host");
-		if (!allow_private && v6_blocked(v6))
+		if (!allow_private && netaddr_v6_reserved(v6))
 			BAD("points to a private, loopback or reserved address");
 		p = rb + 1;
 	} else {
@@ -122,7 +91,7 @@ int wh_url_check(const char *url, int allow_private, char *why, size_t whysz)
 			if (last_label_numeric(host)) {
 				if (!inet_aton(host, &in))
 					BAD("has a malformed IPv4 host");
-				if (v4_blocked(ntohl(in.s_addr)))
+				if (netaddr_v4_reserved(ntohl(in.s_addr)))
 					BAD("points to a private, loopback or reserved address");
 			}
 		}

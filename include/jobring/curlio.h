@@ -60,9 +60,10 @@ struct curlio_config {
 	unsigned default_timeout_ms;   /* when a request gives 0 [30000] */
 	size_t max_request_body;       /* bytes [1 MiB] */
 	const char *user_agent;        /* copied [jobring/<version>] */
-	/** Refuse to connect to loopback, private, link-local, CGNAT,
-	 *  multicast and unspecified addresses (IPv4, IPv6 and v4-mapped),
-	 *  checked on the resolved address as each socket is opened, so DNS
+	/** Refuse to connect to the reserved addresses of netaddr.h
+	 *  (loopback, private, link-local, CGNAT, documentation, multicast,
+	 *  unspecified; IPv4, IPv6, v4-mapped and NAT64), checked on the
+	 *  resolved address as each socket is opened, so DNS
 	 *  rebinding cannot get around it. The transfer fails with curl code
 	 *  7 (CURLE_COULDNT_CONNECT) and error "refused: private address". */
 	bool deny_private;
