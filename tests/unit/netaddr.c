@@ -21,6 +21,15 @@ static bool v6(const char *s)
 	return netaddr_v6_reserved(a.s6_addr);
 }
 
+static void expect(const char *const *v, size_t n, bool (*reserved)(const char *), bool want)
+{
+	for (size_t i = 0; i < n; i++)
+		if (reserved(v[i]) != want) {
+			fprintf(stderr, "%s: %s\n", v[i], want ? "not reserved" : "reserved");
+			exit(T_FAIL);
+		}
+}
+
 int main(void)
 {
 	static const char *const r4[] = {
@@ -49,26 +58,10 @@ int main(void)
 	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
 	struct sockaddr sx = { .sa_family = AF_UNIX };
 
-	for (size_t i = 0; i < ARRAY_SIZE(r4); i++)
-		if (!v4(r4[i])) {
-			fprintf(stderr, "not reserved: %s\n", r4[i]);
-			return T_FAIL;
-		}
-	for (size_t i = 0; i < ARRAY_SIZE(ok4); i++)
-		if (v4(ok4[i])) {
-			fprintf(stderr, "reserved: %s\n", ok4[i]);
-			return T_FAIL;
-		}
-	for (size_t i = 0; i < ARRAY_SIZE(r6); i++)
-		if (!v6(r6[i])) {
-			fprintf(stderr, "not reserved: %s\n", r6[i]);
-			return T_FAIL;
-		}
-	for (size_t i = 0; i < ARRAY_SIZE(ok6); i++)
-		if (v6(ok6[i])) {
-			fprintf(stderr, "reserved: %s\n", ok6[i]);
-			return T_FAIL;
-		}
+	expect(r4, ARRAY_SIZE(r4), v4, true);
+	expect(ok4, ARRAY_SIZE(ok4), v4, false);
+	expect(r6, ARRAY_SIZE(r6), v6, true);
+	expect(ok6, ARRAY_SIZE(ok6), v6, false);
 	CHECK(inet_pton(AF_INET, "127.0.0.1", &s4.sin_addr) == 1);
 	CHECK(netaddr_reserved((struct sockaddr *)&s4, sizeof(s4)));
 	CHECK(inet_pton(AF_INET, "8.8.4.4", &s4.sin_addr) == 1);
