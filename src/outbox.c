@@ -610,18 +610,7 @@ static int event_to_deliveries(struct outbox *ob, MDB_txn *t, struct ep_cache *c
 
 int outbox_cursor(struct store *s, MDB_txn *t, uint64_t *ret)
 {
-	MDB_val v;
-	int r = store_get(s, t, DB_META, CURSOR_KEY, strlen(CURSOR_KEY), &v);
-
-	*ret = 0;
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	if (v.mv_size != 8)
-		return -EBADMSG;
-	*ret = be64_get(v.mv_data);
-	return 0;
+	return store_get_u64(s, t, CURSOR_KEY, ret);
 }
 
 int outbox_advance(struct outbox *ob, MDB_txn *t, unsigned max, int64_t now,

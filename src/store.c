@@ -176,23 +176,28 @@ static int seq_key(char *k, size_t ksz, const char *name)
 	return snprintf(k, ksz, "seq:%s", name);
 }
 
-int store_peek_seq(struct store *s, MDB_txn *t, const char *name, uint64_t *ret)
+int store_get_u64(struct store *s, MDB_txn *t, const char *key, uint64_t *ret)
 {
-	char k[64];
 	MDB_val v;
-	int n = seq_key(k, sizeof(k), name);
-	int r = store_get(s, t, DB_META, k, (size_t)n, &v);
+	int r = store_get(s, t, DB_META, key, strlen(key), &v);
 
-	if (r == -ENOENT) {
-		*ret = 0;
+	*ret = 0;
+	if (r == -ENOENT)
 		return 0;
-	}
 	if (r < 0)
 		return r;
 	if (v.mv_size != 8)
 		return -EBADMSG;
 	*ret = be64_get(v.mv_data);
 	return 0;
+}
+
+int store_peek_seq(struct store *s, MDB_txn *t, const char *name, uint64_t *ret)
+{
+	char k[64];
+
+	seq_key(k, sizeof(k), name);
+	return store_get_u64(s, t, k, ret);
 }
 
 int store_next_seq(struct store *s, MDB_txn *t, const char *name, uint64_t *ret)

@@ -87,6 +87,9 @@ int store_get_rec(struct store *s, MDB_txn *t, enum store_db db, const char *key
 
 /** Next value of a named counter in meta (starts at 1). */
 int store_next_seq(struct store *s, MDB_txn *t, const char *name, uint64_t *ret);
+/** A big-endian uint64 kept in meta under key (0 if absent), e.g. a
+ *  cursor. 0, or -EBADMSG if the value is not 8 bytes, or -errno. */
+int store_get_u64(struct store *s, MDB_txn *t, const char *key, uint64_t *ret);
 /** Current value of a named counter (0 if never used). */
 int store_peek_seq(struct store *s, MDB_txn *t, const char *name, uint64_t *ret);
 
