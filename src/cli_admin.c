@@ -119,20 +119,27 @@ int cli_wh_create(struct cli *c)
 	return CLI_OK;
 }
 
-int cli_wh_delete(struct cli *c)
+/* DELETE prefix/{id} for the id in the first argument (`what` names it in
+ * a usage error). */
+static int delete_one(struct cli *c, const char *what, const char *prefix)
 {
 	struct cli_resp r;
 	char p[160];
 
-	if (cli_check_id(c, "endpoint id", c->pos[0]))
+	if (cli_check_id(c, what, c->pos[0]))
 		return CLI_USAGE;
-	snprintf(p, sizeof(p), "/webhooks/endpoints/%s", c->pos[0]);
+	snprintf(p, sizeof(p), "%s/%s", prefix, c->pos[0]);
 	if (cli_call(c, "DELETE", p, NULL, &r))
 		return CLI_FAIL;
 	if (!c->json)
 		printf("%s: deleted\n", c->pos[0]);
 	cli_resp_free(&r);
 	return CLI_OK;
+}
+
+int cli_wh_delete(struct cli *c)
+{
+	return delete_one(c, "endpoint id", "/webhooks/endpoints");
 }
 
 int cli_wh_deliveries(struct cli *c)
@@ -321,18 +328,7 @@ int cli_key_create(struct cli *c)
 
 int cli_key_delete(struct cli *c)
 {
-	struct cli_resp r;
-	char p[128];
-
-	if (cli_check_id(c, "key id", c->pos[0]))
-		return CLI_USAGE;
-	snprintf(p, sizeof(p), "/admin/keys/%s", c->pos[0]);
-	if (cli_call(c, "DELETE", p, NULL, &r))
-		return CLI_FAIL;
-	if (!c->json)
-		printf("%s: deleted\n", c->pos[0]);
-	cli_resp_free(&r);
-	return CLI_OK;
+	return delete_one(c, "key id", "/admin/keys");
 }
 
 /* Nanodollars from "12345", "-500", "$5", "$0.25", "-$1.5". 0 or -1. */
